@@ -1,0 +1,46 @@
+"""Builds qtorch's operator library against the installed torch.
+
+The library (qtorch/_C) holds the torch-free kernels of csrc/kernels and the
+torch glue of csrc/ops. It registers its ops with TORCH_LIBRARY and is loaded by
+torch.ops.load_library, never imported as a Python module, so a C++ program can
+load it too.
+
+Build without isolation so the extension links the torch that is installed:
+    pip install --no-build-isolation -e .
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import BuildExtension, CppExtension
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources():
+    kernels = sorted(glob.glob("csrc/kernels/**/*.cc", recursive=True))
+    ops = sorted(glob.glob("csrc/ops/*.cpp"))
+    return ops + kernels
+
+
+extension = CppExtension(
+    name="qtorch._C",
+    sources=sources(),
+    include_dirs=[os.path.join(ROOT, "csrc", "kernels"), os.path.join(ROOT, "csrc", "ops")],
+    extra_compile_args={"cxx": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno",
+                                "-Wno-maybe-uninitialized"]},
+    # No libtorch_python: the library must load without Python.
+    py_limited_api=True,
+)
+
+setup(
+    name="qtorch-int8",
+    version="0.1.0",
+    description="Int8 inference for PyTorch on CPUs: the eager quantization workflow on plain integer tensors",
+    packages=find_packages(include=["qtorch", "qtorch.*"]),
+    python_requires=">=3.9",
+    install_requires=["torch>=2.4"],
+    extras_require={"test": ["pytest", "hypothesis", "numpy"], "bench": ["fbgemm-gpu-cpu==1.8.0", "matplotlib"]},
+    ext_modules=[extension],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+)
