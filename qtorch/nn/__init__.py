@@ -1,0 +1,1 @@
+"""qtorch's module namespaces, mirroring torch.ao.nn: quantized, intrinsic, qat."""

@@ -1,0 +1,1 @@
+"""The eager quantization workflow: observers, qconfig, fusion, prepare, convert."""
