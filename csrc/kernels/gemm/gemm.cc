@@ -1,0 +1,38 @@
+#include "gemm/gemm.h"
+
+#include <cstring>
+
+namespace qtorch {
+namespace kernels {
+
+void pack_b(size_t n, size_t k, const int8_t* b, size_t ldb, int8_t* packed, int32_t* col_sums) {
+  const size_t groups = (k + kGemmGroupK - 1) / kGemmGroupK;
+  std::memset(packed, 0, packed_b_size(n, k));
+  for (size_t j = 0; j < n; ++j) {
+    const int8_t* row = b + j * ldb;
+    int8_t* dst = packed + (j / kGemmBlockN) * groups * kGemmBlockN * kGemmGroupK + (j % kGemmBlockN) * kGemmGroupK;
+    int32_t sum = 0;
+    for (size_t kk = 0; kk < k; ++kk) {
+      dst[(kk / kGemmGroupK) * kGemmBlockN * kGemmGroupK + kk % kGemmGroupK] = row[kk];
+      sum += row[kk];
+    }
+    col_sums[j] = sum;
+  }
+}
+
+void unpack_b(size_t n, size_t k, const int8_t* packed, int8_t* b, size_t ldb) {
+  const size_t groups = (k + kGemmGroupK - 1) / kGemmGroupK;
+  for (size_t j = 0; j < n; ++j) {
+    const int8_t* src = packed + (j / kGemmBlockN) * groups * kGemmBlockN * kGemmGroupK + (j % kGemmBlockN) * kGemmGroupK;
+    for (size_t kk = 0; kk < k; ++kk) b[j * ldb + kk] = src[(kk / kGemmGroupK) * kGemmBlockN * kGemmGroupK + kk % kGemmGroupK];
+  }
+}
+
+const GemmUkernels& gemm_ukernels(Isa isa) {
+  switch (isa) {
+    default: return kGemmScalar;
+  }
+}
+
+}  // namespace kernels
+}  // namespace qtorch

@@ -1,0 +1,118 @@
+// Quantized GEMM: uint8 activations x int8 weights -> int32, with a fused
+// output pipeline (bias, requantization to uint8, ReLU, or float output).
+//
+//   C[m][n] = pipeline( sum_k (A[m][k] - a_zp) * (B[n][k] - b_zp[n]) )
+//
+// A is M rows of K uint8 values (row stride lda, in bytes). B is the weight of
+// a Linear layer, N rows ("output channels") of K int8 values, packed once by
+// pack_b() into the ISA-independent blocked layout
+//
+//   packed[ceil(N/16)][ceil(K/4)][16][4]   (zero padded in N and K)
+//
+// i.e. for each block of 16 output channels, for each group of 4 reduction
+// indices, 16 x 4 consecutive bytes: packed[nb][kg][j][r] = B[16*nb + j][4*kg + r].
+// That is what AVX512-VNNI (16 int32 lanes x 4 bytes), AVX2 (two halves), NEON
+// dot products (four registers) and AMX tiles read directly. pack_b() also
+// returns the int32 column sums sum_k B[n][k], which the kernels use to remove
+// the activation zero point (and NEON to undo its signed-activation trick).
+//
+// Zero points are handled with offsets, exactly in int32 (modular arithmetic;
+// the true value always fits since |A - a_zp|, |B - b_zp| <= 255 and
+// K <= kMaxGemmK):
+//   raw = acc - a_zp * colsum[n] - b_zp[n] * rowsum[m] + K * a_zp * b_zp[n].
+//
+// Output pipeline, per element (every ISA path reproduces these float
+// operations bit for bit; this is FBGEMM's ReQuantizeOutput with a float bias,
+// i.e. what torch's classic quantized Linear computes):
+//   ab    = a_scale * b_scale[n]                         (float)
+//   kUint8:       x = float(raw)
+//                 if bias: x = x + bias[n] / ab
+//                 q = nearbyint(x * (ab / c_scale)) + c_zp   (round half to even)
+//                 q = clamp(q, relu ? c_zp : 0, 255); NaN -> c_zp
+//   kDequantized: the kUint8 value q, written as float(q - c_zp) * c_scale
+//                 (a quantized producer feeding a float edge: exactly what
+//                 dequantizing its uint8 output would give)
+//   kFloat:       y = float(raw) * ab; if bias: y = y + bias[n];
+//                 if relu: y = y > 0 ? y : 0       (dynamic quantization)
+//   kInt32:       raw (bias, scales and relu ignored)
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/isa.h"
+
+namespace qtorch {
+namespace kernels {
+
+constexpr size_t kGemmBlockN = 16;  // output channels per packed block
+constexpr size_t kGemmGroupK = 4;   // reduction indices per packed group
+// Largest reduction length with exact int32 accumulation for any zero points
+// (255 * 255 * K < 2^31).
+constexpr size_t kMaxGemmK = 33025;
+
+// Bytes of the packed weight for N output channels and reduction length K.
+inline size_t packed_b_size(size_t n, size_t k) {
+  return (n + kGemmBlockN - 1) / kGemmBlockN * kGemmBlockN * ((k + kGemmGroupK - 1) / kGemmGroupK * kGemmGroupK);
+}
+
+// Packs B ([N][K] int8, row stride ldb) into packed (packed_b_size(n, k)
+// bytes) and writes col_sums[n] = sum_k B[n][k] (N values).
+void pack_b(size_t n, size_t k, const int8_t* b, size_t ldb, int8_t* packed, int32_t* col_sums);
+// The inverse: writes B ([N][K], row stride ldb) from packed.
+void unpack_b(size_t n, size_t k, const int8_t* packed, int8_t* b, size_t ldb);
+
+// A packed weight, as pack_b() left it.
+struct PackedB {
+  const int8_t* data;       // packed_b_size(n, k) bytes
+  const int32_t* col_sums;  // n values
+  size_t n;                 // output channels
+  size_t k;                 // reduction length
+};
+
+enum class GemmOutput { kUint8, kDequantized, kFloat, kInt32 };
+
+struct OutputPipeline {
+  int32_t a_zero_point = 0;  // activation zero point (0..255)
+  float a_scale = 1.f;       // activation scale
+  // Weight parameters: arrays indexed by absolute output channel n (N values)
+  // if b_per_channel, else element 0 serves every channel. b_zero_points may be
+  // null (all zero, the usual symmetric weights; skips the row sums).
+  const float* b_scales = nullptr;
+  const int32_t* b_zero_points = nullptr;
+  bool b_per_channel = false;
+  const float* bias = nullptr;  // float, N values, indexed by absolute n; null for none
+  float c_scale = 1.f;          // output scale (kUint8, kDequantized)
+  int32_t c_zero_point = 0;     // output zero point (kUint8, kDequantized)
+  bool relu = false;
+  GemmOutput output = GemmOutput::kUint8;
+};
+
+// Single-threaded GEMM over rows [0, m) and output columns [n_begin, n_end):
+//   a:  row 0 of A (m rows, each K = b.k uint8 values, row stride lda bytes);
+//       to compute rows [i0, i1), pass a + i0 * lda, c + i0 * ldc and m = i1 - i0.
+//   b:  the packed weight; n_begin must be a multiple of kGemmBlockN and
+//       n_begin <= n_end <= b.n (callers split N in blocks of 16 for threads).
+//   c:  element (row 0, column 0) of the output, whose element type is uint8
+//       (kUint8), float (kDequantized, kFloat) or int32 (kInt32); row stride ldc
+//       in elements. Only columns [n_begin, n_end) of each row are written.
+// Every path gives identical results, independent of how M and N are split.
+// Requires b.k <= kMaxGemmK; m, n_end - n_begin or k may be 0 (with k == 0
+// the accumulator is 0 and the pipeline still runs).
+using GemmFn = void (*)(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
+                        const OutputPipeline& out, void* c, size_t ldc);
+
+struct GemmUkernels {
+  GemmFn gemm_u8s8;
+};
+
+// The table for one ISA (which must be compiled into this build); amx falls
+// back to the avx512vnni kernels.
+const GemmUkernels& gemm_ukernels(Isa isa);
+// The table for the active ISA.
+inline const GemmUkernels& gemm_ukernels() { return gemm_ukernels(active_isa()); }
+
+extern const GemmUkernels kGemmScalar;
+
+}  // namespace kernels
+}  // namespace qtorch

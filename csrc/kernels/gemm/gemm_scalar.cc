@@ -1,0 +1,37 @@
+// Reference implementation: every other path must produce the same bits.
+#include "gemm/gemm.h"
+#include "gemm/gemm_scalar.h"
+
+namespace qtorch {
+namespace kernels {
+namespace {
+
+void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
+               const OutputPipeline& out, void* c, size_t ldc) {
+  const size_t k = b.k;
+  const size_t k_groups = (k + kGemmGroupK - 1) / kGemmGroupK;
+  const bool need_row_sums = gemm_has_b_zero_points(out, n_begin, n_end);
+  for (size_t i = 0; i < m; ++i) {
+    const uint8_t* row = a + i * lda;
+    const int32_t row_sum = need_row_sums ? gemm_row_sum(row, k) : 0;
+    for (size_t n = n_begin; n < n_end; ++n) {
+      const int8_t* block = b.data + (n / kGemmBlockN) * k_groups * kGemmBlockN * kGemmGroupK;
+      const size_t lane = n % kGemmBlockN;
+      int32_t acc = 0;
+      for (size_t kk = 0; kk < k; ++kk) {
+        acc += int32_t(row[kk]) *
+               int32_t(block[(kk / kGemmGroupK) * kGemmBlockN * kGemmGroupK + lane * kGemmGroupK + kk % kGemmGroupK]);
+      }
+      const GemmChannel ch = gemm_channel(out, n);
+      gemm_store(gemm_centred(acc, out.a_zero_point, b.col_sums[n], ch.b_zp, row_sum, int32_t(k)), ch, out, c,
+                 i * ldc + n);
+    }
+  }
+}
+
+}  // namespace
+
+const GemmUkernels kGemmScalar = {gemm_u8s8};
+
+}  // namespace kernels
+}  // namespace qtorch

@@ -1,0 +1,213 @@
+// The quantized GEMM: packing, the scalar reference against its defining
+// formula (exact int64 sums, double-precision requantization), and every ISA
+// against the scalar reference for every output pipeline.
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "gemm/gemm.h"
+#include "testing.h"
+
+using namespace qtorch;
+using namespace qtorch::kernels;
+using qtorch::testing::rng;
+
+namespace {
+
+int uniform_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng()); }
+float uniform_float(float lo, float hi) { return std::uniform_real_distribution<float>(lo, hi)(rng()); }
+
+// One GEMM problem with its unpacked operands and packed weight.
+struct Problem {
+  size_t m, n, k, lda;
+  std::vector<uint8_t> a;
+  std::vector<int8_t> b;  // [n][k]
+  std::vector<int8_t> packed;
+  std::vector<int32_t> col_sums;
+  std::vector<float> b_scales, bias;
+  std::vector<int32_t> b_zero_points;
+  OutputPipeline pipeline;
+
+  Problem(size_t m_, size_t n_, size_t k_, bool per_channel, bool b_zp, bool with_bias)
+      : m(m_), n(n_), k(k_), lda(k_ + size_t(uniform_int(0, 5))), a(m_ * lda), b(n_ * k_),
+        packed(packed_b_size(n_, k_)), col_sums(n_) {
+    for (uint8_t& v : a) v = uint8_t(uniform_int(0, 255));
+    for (int8_t& v : b) v = int8_t(uniform_int(-128, 127));
+    pack_b(n, k, b.data(), k, packed.data(), col_sums.data());
+    const size_t channels = per_channel ? n : 1;
+    b_scales.resize(std::max<size_t>(channels, 1));
+    b_zero_points.resize(std::max<size_t>(channels, 1));
+    for (float& s : b_scales) s = uniform_float(0.001f, 0.05f);
+    for (int32_t& z : b_zero_points) z = b_zp ? uniform_int(-128, 127) : 0;
+    bias.resize(n);
+    for (float& v : bias) v = uniform_float(-3.f, 3.f);
+    pipeline.a_zero_point = uniform_int(0, 255);
+    pipeline.a_scale = uniform_float(0.005f, 0.05f);
+    pipeline.b_scales = b_scales.data();
+    pipeline.b_zero_points = b_zp ? b_zero_points.data() : nullptr;
+    pipeline.b_per_channel = per_channel;
+    pipeline.bias = with_bias ? bias.data() : nullptr;
+    // An output scale that spreads results over the uint8 range.
+    pipeline.c_scale = pipeline.a_scale * b_scales[0] * std::sqrt(float(std::max<size_t>(k, 1))) * 40.f;
+    pipeline.c_zero_point = uniform_int(0, 255);
+  }
+
+  PackedB packed_b() const { return {packed.data(), col_sums.data(), n, k}; }
+
+  int64_t exact(size_t i, size_t j) const {
+    const int64_t bzp = b_zero_points[pipeline.b_per_channel ? j : 0] * (pipeline.b_zero_points ? 1 : 0);
+    int64_t s = 0;
+    for (size_t kk = 0; kk < k; ++kk) s += (int64_t(a[i * lda + kk]) - pipeline.a_zero_point) * (int64_t(b[j * k + kk]) - bzp);
+    return s;
+  }
+
+  // Runs fn over all rows and columns, into an output of the pipeline's type.
+  template <typename T>
+  std::vector<T> run(GemmFn fn, GemmOutput output, size_t ldc) const {
+    OutputPipeline p = pipeline;
+    p.output = output;
+    std::vector<T> c(m * ldc + 1, T(77));
+    fn(m, 0, n, a.data(), lda, packed_b(), p, c.data(), ldc);
+    return c;
+  }
+};
+
+const size_t kMs[] = {0, 1, 2, 3, 5, 7, 13};
+const size_t kNs[] = {1, 3, 16, 17, 33, 64};
+const size_t kKs[] = {0, 1, 3, 4, 5, 17, 64, 131};
+
+template <typename Body>
+void for_each_problem(const Body& body) {
+  for (size_t m : kMs)
+    for (size_t n : kNs)
+      for (size_t k : kKs) {
+        const int variant = uniform_int(0, 7);
+        Problem pr(m, n, k, variant & 1, variant & 2, variant & 4);
+        body(pr);
+      }
+}
+
+template <typename T>
+bool same_bits(const std::vector<T>& x, const std::vector<T>& y) {
+  return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(T)) == 0;
+}
+
+}  // namespace
+
+TEST(gemm_pack_round_trip) {
+  for (size_t n : kNs)
+    for (size_t k : kKs) {
+      Problem pr(1, n, k, false, false, false);
+      std::vector<int8_t> back(n * k);
+      unpack_b(n, k, pr.packed.data(), back.data(), k);
+      CHECK(back == pr.b);
+      for (size_t j = 0; j < n; ++j) {
+        int32_t s = 0;
+        for (size_t kk = 0; kk < k; ++kk) s += pr.b[j * k + kk];
+        CHECK_EQ(pr.col_sums[j], s);
+      }
+      // Layout: packed[nb][kg][j][r] = B[16 nb + j][4 kg + r], zero padded.
+      const size_t groups = (k + 3) / 4;
+      for (size_t j = 0; j < (n + 15) / 16 * 16; ++j)
+        for (size_t kk = 0; kk < groups * 4; ++kk) {
+          const int8_t want = (j < n && kk < k) ? pr.b[j * k + kk] : 0;
+          CHECK_EQ(pr.packed[(j / 16) * groups * 64 + (kk / 4) * 64 + (j % 16) * 4 + kk % 4], want);
+        }
+    }
+}
+
+TEST(gemm_scalar_int32_exact) {
+  for_each_problem([](const Problem& pr) {
+    const size_t ldc = pr.n + 2;
+    const auto c = pr.run<int32_t>(kGemmScalar.gemm_u8s8, GemmOutput::kInt32, ldc);
+    for (size_t i = 0; i < pr.m; ++i)
+      for (size_t j = 0; j < pr.n; ++j) CHECK_EQ(int64_t(c[i * ldc + j]), pr.exact(i, j));
+    if (pr.m > 0) CHECK_EQ(c[pr.n], 77);  // untouched padding between rows
+  });
+}
+
+TEST(gemm_scalar_requantize_within_one) {
+  for_each_problem([](const Problem& pr) {
+    for (bool relu : {false, true}) {
+      Problem q = pr;
+      q.pipeline.relu = relu;
+      const size_t ldc = pr.n;
+      const auto c = q.run<uint8_t>(kGemmScalar.gemm_u8s8, GemmOutput::kUint8, ldc);
+      const auto d = q.run<float>(kGemmScalar.gemm_u8s8, GemmOutput::kDequantized, ldc);
+      const auto f = q.run<float>(kGemmScalar.gemm_u8s8, GemmOutput::kFloat, ldc);
+      const OutputPipeline& p = q.pipeline;
+      for (size_t i = 0; i < pr.m; ++i)
+        for (size_t j = 0; j < pr.n; ++j) {
+          const double bscale = pr.b_scales[p.b_per_channel ? j : 0];
+          double real = double(pr.exact(i, j)) * p.a_scale * bscale + (p.bias ? pr.bias[j] : 0.0);
+          if (relu) real = std::max(real, 0.0);
+          const double want = std::min(255.0, std::max(0.0, std::nearbyint(real / p.c_scale) + p.c_zero_point));
+          CHECK(std::fabs(double(c[i * ldc + j]) - want) <= 1.0);
+          CHECK_EQ(d[i * ldc + j], float(int(c[i * ldc + j]) - p.c_zero_point) * p.c_scale);
+          CHECK(std::fabs(f[i * ldc + j] - real) <= 1e-4 * std::max(1.0, std::fabs(real)));
+        }
+    }
+  });
+}
+
+TEST(gemm_extremes_no_overflow) {
+  // All-255 activations against all-127 or all--128 weights, up to K = 16384.
+  for (size_t k : {1, 4, 255, 1023, 4097, 16384}) {
+    for (int w : {127, -128}) {
+      const size_t m = 3, n = 17;
+      std::vector<uint8_t> a(m * k, 255);
+      std::vector<int8_t> b(n * k, int8_t(w)), packed(packed_b_size(n, k));
+      std::vector<int32_t> sums(n);
+      pack_b(n, k, b.data(), k, packed.data(), sums.data());
+      for (int32_t a_zp : {0, 255, 3}) {
+        float one = 1.f;
+        OutputPipeline p;
+        p.a_zero_point = a_zp;
+        p.b_scales = &one;
+        p.output = GemmOutput::kInt32;
+        const int64_t want = int64_t(k) * (255 - a_zp) * w;
+        std::vector<int32_t> c(m * n);
+        kGemmScalar.gemm_u8s8(m, 0, n, a.data(), k, {packed.data(), sums.data(), n, k}, p, c.data(), n);
+        for (int32_t v : c) CHECK_EQ(int64_t(v), want);
+        for (Isa isa : qtorch::testing::vector_isas()) {
+          std::vector<int32_t> got(m * n);
+          gemm_ukernels(isa).gemm_u8s8(m, 0, n, a.data(), k, {packed.data(), sums.data(), n, k}, p, got.data(), n);
+          CHECK(got == c);
+        }
+      }
+    }
+  }
+}
+
+// Every ISA equals the scalar reference, for every pipeline, and splitting the
+// work over rows and 16-column blocks changes nothing.
+TEST(gemm_isas_match_scalar) {
+  for_each_problem([](const Problem& pr) {
+    for (bool relu : {false, true}) {
+      Problem q = pr;
+      q.pipeline.relu = relu;
+      const size_t ldc = pr.n + 1;
+      const auto u8 = q.run<uint8_t>(kGemmScalar.gemm_u8s8, GemmOutput::kUint8, ldc);
+      const auto deq = q.run<float>(kGemmScalar.gemm_u8s8, GemmOutput::kDequantized, ldc);
+      const auto f32 = q.run<float>(kGemmScalar.gemm_u8s8, GemmOutput::kFloat, ldc);
+      const auto i32 = q.run<int32_t>(kGemmScalar.gemm_u8s8, GemmOutput::kInt32, ldc);
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        const GemmFn fn = gemm_ukernels(isa).gemm_u8s8;
+        CHECK(same_bits(q.run<uint8_t>(fn, GemmOutput::kUint8, ldc), u8));
+        CHECK(same_bits(q.run<float>(fn, GemmOutput::kDequantized, ldc), deq));
+        CHECK(same_bits(q.run<float>(fn, GemmOutput::kFloat, ldc), f32));
+        CHECK(same_bits(q.run<int32_t>(fn, GemmOutput::kInt32, ldc), i32));
+      }
+      // Split: one row at a time, one 16-column block at a time.
+      for (Isa isa : supported_isas()) {
+        const GemmFn fn = gemm_ukernels(isa).gemm_u8s8;
+        std::vector<uint8_t> c(q.m * ldc + 1, 77);
+        for (size_t i = 0; i < q.m; ++i)
+          for (size_t n0 = 0; n0 < q.n; n0 += 16)
+            fn(1, n0, std::min(q.n, n0 + 16), q.a.data() + i * q.lda, q.lda, q.packed_b(), q.pipeline,
+               c.data() + i * ldc, ldc);
+        CHECK(same_bits(c, u8));
+      }
+    }
+  });
+}
