@@ -30,6 +30,10 @@ void unpack_b(size_t n, size_t k, const int8_t* packed, int8_t* b, size_t ldb) {
 
 const GemmUkernels& gemm_ukernels(Isa isa) {
   switch (isa) {
+#if QTORCH_ARCH_X86
+    case Isa::kAvx512Vnni:
+    case Isa::kAmx: return kGemmAvx512Vnni;
+#endif
     default: return kGemmScalar;
   }
 }

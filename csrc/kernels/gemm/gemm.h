@@ -72,6 +72,9 @@ struct PackedB {
 
 enum class GemmOutput { kUint8, kDequantized, kFloat, kInt32 };
 
+// Bytes of one output element.
+inline size_t gemm_output_bytes(GemmOutput output) { return output == GemmOutput::kUint8 ? 1 : 4; }
+
 struct OutputPipeline {
   int32_t a_zero_point = 0;  // activation zero point (0..255)
   float a_scale = 1.f;       // activation scale
@@ -113,6 +116,9 @@ const GemmUkernels& gemm_ukernels(Isa isa);
 inline const GemmUkernels& gemm_ukernels() { return gemm_ukernels(active_isa()); }
 
 extern const GemmUkernels kGemmScalar;
+#if QTORCH_ARCH_X86
+extern const GemmUkernels kGemmAvx512Vnni;
+#endif
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -1,0 +1,210 @@
+// AVX512-VNNI path (also serves the amx ISA until an AMX kernel exists):
+// vpdpbusd multiplies 4 uint8 activations by 4 int8 weights and adds the four
+// products to an int32 lane without saturation, so it reads one packed
+// [16][4] weight group per instruction and is exact.
+//
+// Register tile: up to 6 rows x 4 blocks of 16 columns (24 accumulators). The
+// driver walks N in panels of 4 blocks (a panel of B stays in L2 while every
+// row tile of A passes over it) and M in tiles of 6 rows.
+#include "common/isa.h"
+#if QTORCH_ARCH_X86  // compiled into every build; empty off its architecture
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "gemm/gemm.h"
+#include "gemm/gemm_scalar.h"
+
+// After the includes, so library code is compiled for the baseline ISA.
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
+
+namespace qtorch {
+namespace kernels {
+namespace {
+
+constexpr int kMaxRows = 6;
+constexpr int kMaxBlocks = 4;
+constexpr size_t kGroupBytes = kGemmBlockN * kGemmGroupK;  // 64
+
+inline __mmask16 lane_mask(size_t count) {
+  return count >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+inline int32_t load_u32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The last group of a row whose K is not a multiple of 4: only k % 4 bytes exist.
+inline int32_t load_tail(const uint8_t* p, size_t bytes) {
+  int32_t v = 0;
+  std::memcpy(&v, p, bytes);
+  return v;
+}
+
+// acc[r][j] = sum over K of A row r x block j of the panel.
+template <int MR, int NB>
+inline void accumulate(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride,
+                       __m512i (&acc)[kMaxRows][kMaxBlocks]) {
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_si512();
+  const size_t full = k / kGemmGroupK;
+  for (size_t g = 0; g < full; ++g) {
+    __m512i bv[NB];
+    for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(b + j * block_stride + g * kGroupBytes);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load_u32(a + r * lda + g * kGemmGroupK));
+      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+    }
+  }
+  if (k % kGemmGroupK) {
+    __m512i bv[NB];
+    for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(b + j * block_stride + full * kGroupBytes);
+    for (int r = 0; r < MR; ++r) {
+      const __m512i av = _mm512_set1_epi32(load_tail(a + r * lda + full * kGemmGroupK, k % kGemmGroupK));
+      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+    }
+  }
+}
+
+// Per-block pipeline constants (see gemm_channel in gemm_scalar.h), 16 lanes.
+struct BlockParams {
+  __m512i offset;  // a_zp * colsum - k * a_zp * b_zp   (wrapping int32)
+  __m512i b_zp;
+  __m512 ab, multiplier, bias, bias_over_ab;
+  __mmask16 mask;
+};
+
+inline BlockParams block_params(const OutputPipeline& p, const PackedB& b, size_t n0, size_t count) {
+  BlockParams bp;
+  bp.mask = lane_mask(count);
+  const __m512i colsum = _mm512_maskz_loadu_epi32(bp.mask, b.col_sums + n0);
+  __m512 b_scale;
+  if (p.b_per_channel) {
+    b_scale = _mm512_maskz_loadu_ps(bp.mask, p.b_scales + n0);
+    // Unused lanes get scale 1 so no division below sees a zero.
+    b_scale = _mm512_mask_blend_ps(bp.mask, _mm512_set1_ps(1.f), b_scale);
+    bp.b_zp = p.b_zero_points ? _mm512_maskz_loadu_epi32(bp.mask, p.b_zero_points + n0) : _mm512_setzero_si512();
+  } else {
+    b_scale = _mm512_set1_ps(p.b_scales[0]);
+    bp.b_zp = _mm512_set1_epi32(p.b_zero_points ? p.b_zero_points[0] : 0);
+  }
+  const __m512i a_zp = _mm512_set1_epi32(p.a_zero_point);
+  bp.offset = _mm512_sub_epi32(_mm512_mullo_epi32(a_zp, colsum),
+                               _mm512_mullo_epi32(_mm512_set1_epi32(int32_t(uint32_t(b.k) * uint32_t(p.a_zero_point))),
+                                                  bp.b_zp));
+  bp.ab = _mm512_mul_ps(_mm512_set1_ps(p.a_scale), b_scale);
+  bp.multiplier = _mm512_div_ps(bp.ab, _mm512_set1_ps(p.c_scale));
+  bp.bias = p.bias ? _mm512_maskz_loadu_ps(bp.mask, p.bias + n0) : _mm512_setzero_ps();
+  bp.bias_over_ab = _mm512_div_ps(bp.bias, bp.ab);
+  return bp;
+}
+
+inline __m512i requantize16(__m512i raw, const BlockParams& bp, const OutputPipeline& p) {
+  __m512 x = _mm512_cvtepi32_ps(raw);
+  if (p.bias) x = _mm512_add_ps(x, bp.bias_over_ab);
+  __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(x, bp.multiplier), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 zp = _mm512_set1_ps(float(p.c_zero_point));
+  q = _mm512_add_ps(q, zp);
+  q = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), zp, q);  // NaN -> zero point
+  const __m512 lo = p.relu ? zp : _mm512_setzero_ps();
+  q = _mm512_min_ps(_mm512_max_ps(q, lo), _mm512_set1_ps(255.f));
+  return _mm512_cvtps_epi32(q);
+}
+
+inline void store_block(__m512i acc, int32_t row_sum, const BlockParams& bp, const OutputPipeline& p, void* c,
+                        size_t index) {
+  __m512i raw = _mm512_sub_epi32(acc, bp.offset);
+  raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(bp.b_zp, _mm512_set1_epi32(row_sum)));
+  switch (p.output) {
+    case GemmOutput::kUint8:
+      _mm_mask_storeu_epi8(static_cast<uint8_t*>(c) + index, bp.mask, _mm512_cvtepi32_epi8(requantize16(raw, bp, p)));
+      break;
+    case GemmOutput::kDequantized: {
+      const __m512i q = _mm512_sub_epi32(requantize16(raw, bp, p), _mm512_set1_epi32(p.c_zero_point));
+      _mm512_mask_storeu_ps(static_cast<float*>(c) + index, bp.mask,
+                            _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(p.c_scale)));
+      break;
+    }
+    case GemmOutput::kFloat: {
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(raw), bp.ab);
+      if (p.bias) y = _mm512_add_ps(y, bp.bias);
+      if (p.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(static_cast<float*>(c) + index, bp.mask, y);
+      break;
+    }
+    case GemmOutput::kInt32:
+      _mm512_mask_storeu_epi32(static_cast<int32_t*>(c) + index, bp.mask, raw);
+      break;
+  }
+}
+
+template <int MR, int NB>
+void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride, const int32_t* row_sums,
+          const BlockParams* bp, const OutputPipeline& p, void* c, size_t ldc, size_t n0) {
+  __m512i acc[kMaxRows][kMaxBlocks];
+  accumulate<MR, NB>(k, a, lda, b, block_stride, acc);
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NB; ++j) store_block(acc[r][j], row_sums[r], bp[j], p, c, r * ldc + n0 + j * kGemmBlockN);
+}
+
+using TileFn = void (*)(size_t, const uint8_t*, size_t, const int8_t*, size_t, const int32_t*, const BlockParams*,
+                        const OutputPipeline&, void*, size_t, size_t);
+
+template <int NB>
+constexpr TileFn tile_for_rows(int rows) {
+  return rows == 1 ? tile<1, NB>
+       : rows == 2 ? tile<2, NB>
+       : rows == 3 ? tile<3, NB>
+       : rows == 4 ? tile<4, NB>
+       : rows == 5 ? tile<5, NB>
+                   : tile<6, NB>;
+}
+
+TileFn tile_fn(int rows, int blocks) {
+  switch (blocks) {
+    case 1: return tile_for_rows<1>(rows);
+    case 2: return tile_for_rows<2>(rows);
+    case 3: return tile_for_rows<3>(rows);
+    default: return tile_for_rows<4>(rows);
+  }
+}
+
+void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
+               const OutputPipeline& out, void* c, size_t ldc) {
+  if (m == 0 || n_begin >= n_end) return;
+  const size_t k = b.k;
+  const size_t block_stride = (k + kGemmGroupK - 1) / kGemmGroupK * kGroupBytes;
+  const bool need_row_sums = gemm_has_b_zero_points(out, n_begin, n_end);
+  const size_t blocks = (n_end - n_begin + kGemmBlockN - 1) / kGemmBlockN;
+  for (size_t jb = 0; jb < blocks; jb += kMaxBlocks) {
+    const int nb = int(std::min<size_t>(kMaxBlocks, blocks - jb));
+    const size_t n0 = n_begin + jb * kGemmBlockN;
+    BlockParams bp[kMaxBlocks];
+    for (int j = 0; j < nb; ++j) {
+      const size_t first = n0 + j * kGemmBlockN;
+      bp[j] = block_params(out, b, first, std::min(kGemmBlockN, n_end - first));
+    }
+    const int8_t* panel = b.data + (n0 / kGemmBlockN) * block_stride;
+    for (size_t i = 0; i < m; i += kMaxRows) {
+      const int mr = int(std::min<size_t>(kMaxRows, m - i));
+      int32_t row_sums[kMaxRows] = {0, 0, 0, 0, 0, 0};
+      if (need_row_sums)
+        for (int r = 0; r < mr; ++r) row_sums[r] = gemm_row_sum(a + (i + r) * lda, k);
+      tile_fn(mr, nb)(k, a + i * lda, lda, panel, block_stride, row_sums, bp, out,
+                      static_cast<char*>(c) + i * ldc * gemm_output_bytes(out.output), ldc, n0);
+    }
+  }
+}
+
+}  // namespace
+
+const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8};
+
+}  // namespace kernels
+}  // namespace qtorch
+
+#endif  // QTORCH_ARCH_X86
