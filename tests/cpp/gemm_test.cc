@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "gemm/gemm.h"
+#include "gemm/gemm_scalar.h"
 #include "testing.h"
 
 using namespace qtorch;
@@ -210,4 +211,70 @@ TEST(gemm_isas_match_scalar) {
       }
     }
   });
+}
+
+namespace {
+
+uint16_t float_to_half_bits(float f) {
+  // Round-to-nearest-even conversion for test data in the normal half range.
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  int32_t e = int32_t((x >> 23) & 0xff) - 127 + 15;
+  uint32_t mant = x & 0x7fffffu;
+  if (e <= 0) return uint16_t(sign);  // flush tiny values (not produced below)
+  uint32_t h = (uint32_t(e) << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;
+  return uint16_t(sign | h);
+}
+
+}  // namespace
+
+TEST(gemm_half_to_float) {
+  // Every half bit pattern against a direct evaluation of its value.
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    const float f = half_to_float(uint16_t(h));
+    const uint32_t e = (h >> 10) & 0x1f, mant = h & 0x3ff;
+    const double sign = (h & 0x8000) ? -1.0 : 1.0;
+    if (e == 0x1f) {
+      CHECK(mant ? std::isnan(f) : std::isinf(f));
+      continue;
+    }
+    const double want = e == 0 ? sign * std::ldexp(double(mant), -24) : sign * std::ldexp(1024.0 + mant, int(e) - 25);
+    CHECK_EQ(double(f), want);
+  }
+}
+
+TEST(gemm_f16_isas_match_scalar) {
+  for (size_t m : kMs)
+    for (size_t n : kNs)
+      for (size_t k : kKs) {
+        const size_t lda = k + 1, ldc = n + 3;
+        std::vector<float> a(m * lda), bias(n);
+        for (float& v : a) v = uniform_float(-2.f, 2.f);
+        for (float& v : bias) v = uniform_float(-1.f, 1.f);
+        std::vector<uint16_t> b(n * k), packed(packed_b_f16_size(n, k)), back(n * k);
+        for (uint16_t& v : b) v = float_to_half_bits(uniform_float(-1.f, 1.f));
+        pack_b_f16(n, k, b.data(), k, packed.data());
+        unpack_b_f16(n, k, packed.data(), back.data(), k);
+        CHECK(back == b);
+        for (bool relu : {false, true})
+          for (const float* bias_ptr : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+            std::vector<float> want(m * ldc + 1, 5.f);
+            kGemmScalar.gemm_f32f16(m, 0, n, a.data(), lda, packed.data(), k, bias_ptr, relu, want.data(), ldc);
+            for (size_t i = 0; i < m; ++i)
+              for (size_t j = 0; j < n; ++j) {
+                double real = bias_ptr ? bias[j] : 0.0;
+                for (size_t kk = 0; kk < k; ++kk) real += double(a[i * lda + kk]) * half_to_float(b[j * k + kk]);
+                if (relu) real = std::max(real, 0.0);
+                CHECK(std::fabs(want[i * ldc + j] - real) <= 1e-5 * (1.0 + k));
+              }
+            for (Isa isa : qtorch::testing::vector_isas()) {
+              std::vector<float> got(m * ldc + 1, 5.f);
+              gemm_ukernels(isa).gemm_f32f16(m, 0, n, a.data(), lda, packed.data(), k, bias_ptr, relu, got.data(), ldc);
+              CHECK(same_bits(got, want));
+            }
+          }
+      }
 }

@@ -28,6 +28,21 @@ void unpack_b(size_t n, size_t k, const int8_t* packed, int8_t* b, size_t ldb) {
   }
 }
 
+void pack_b_f16(size_t n, size_t k, const uint16_t* b, size_t ldb, uint16_t* packed) {
+  std::memset(packed, 0, packed_b_f16_size(n, k) * sizeof(uint16_t));
+  for (size_t j = 0; j < n; ++j) {
+    uint16_t* dst = packed + (j / kGemmBlockN) * k * kGemmBlockN + j % kGemmBlockN;
+    for (size_t kk = 0; kk < k; ++kk) dst[kk * kGemmBlockN] = b[j * ldb + kk];
+  }
+}
+
+void unpack_b_f16(size_t n, size_t k, const uint16_t* packed, uint16_t* b, size_t ldb) {
+  for (size_t j = 0; j < n; ++j) {
+    const uint16_t* src = packed + (j / kGemmBlockN) * k * kGemmBlockN + j % kGemmBlockN;
+    for (size_t kk = 0; kk < k; ++kk) b[j * ldb + kk] = src[kk * kGemmBlockN];
+  }
+}
+
 const GemmUkernels& gemm_ukernels(Isa isa) {
   switch (isa) {
 #if QTORCH_ARCH_X86

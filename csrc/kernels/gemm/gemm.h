@@ -105,8 +105,28 @@ struct OutputPipeline {
 using GemmFn = void (*)(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
                         const OutputPipeline& out, void* c, size_t ldc);
 
+// Float16-weight GEMM for dynamic Linear with float16 weights: float32
+// activations x float16 weights, float32 accumulation.
+//   C[m][n] = relu?(fma-chain_k(A[m][k] * float(B[n][k])) + bias[n])
+// where the chain is acc = fma(A[m][k], B[n][k], acc) for k = 0, 1, ... from
+// acc = 0 (one rounding per step, the same order on every path), then
+// + bias[n] if bias is not null, then max(., 0) if relu (y > 0 ? y : 0).
+// B is packed by pack_b_f16() as [ceil(N/16)][K][16] float16 bits (zero
+// padded): 16 output channels of one k are contiguous, what one AVX-512 (or
+// two AVX2, four NEON) registers hold after conversion. Rows and columns as
+// for GemmFn (n_begin a multiple of 16, c points to element (0, 0)).
+using GemmF16Fn = void (*)(size_t m, size_t n_begin, size_t n_end, const float* a, size_t lda,
+                           const uint16_t* packed_b, size_t k, const float* bias, bool relu, float* c, size_t ldc);
+
+// Elements (uint16 float16 bits) of the packed float16 weight.
+inline size_t packed_b_f16_size(size_t n, size_t k) { return (n + kGemmBlockN - 1) / kGemmBlockN * kGemmBlockN * k; }
+// Packs B ([N][K] float16 bits, row stride ldb) and back.
+void pack_b_f16(size_t n, size_t k, const uint16_t* b, size_t ldb, uint16_t* packed);
+void unpack_b_f16(size_t n, size_t k, const uint16_t* packed, uint16_t* b, size_t ldb);
+
 struct GemmUkernels {
   GemmFn gemm_u8s8;
+  GemmF16Fn gemm_f32f16;
 };
 
 // The table for one ISA (which must be compiled into this build); amx falls

@@ -200,9 +200,65 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
   }
 }
 
+// Float16 weights: rows x blocks of 16 columns, one fma chain per output.
+template <int MR, int NB>
+void f16_tile(size_t k, const float* a, size_t lda, const uint16_t* b, size_t block_stride, const float* bias,
+              bool relu, float* c, size_t ldc, size_t n0, size_t n_end) {
+  __m512 acc[MR][NB];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (size_t kk = 0; kk < k; ++kk) {
+    __m512 bv[NB];
+    for (int j = 0; j < NB; ++j)
+      bv[j] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j * block_stride + kk * 16)));
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * lda + kk]);
+      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+    }
+  }
+  for (int j = 0; j < NB; ++j) {
+    const size_t first = n0 + j * kGemmBlockN;
+    const __mmask16 mask = lane_mask(n_end - first);
+    const __m512 bias_v = bias ? _mm512_maskz_loadu_ps(mask, bias + first) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r) {
+      __m512 y = acc[r][j];
+      if (bias) y = _mm512_add_ps(y, bias_v);
+      if (relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+      _mm512_mask_storeu_ps(c + r * ldc + first, mask, y);
+    }
+  }
+}
+
+using F16TileFn = void (*)(size_t, const float*, size_t, const uint16_t*, size_t, const float*, bool, float*, size_t,
+                           size_t, size_t);
+
+template <int NB>
+constexpr F16TileFn f16_tile_for_rows(int rows) {
+  return rows == 1 ? f16_tile<1, NB> : rows == 2 ? f16_tile<2, NB> : rows == 3 ? f16_tile<3, NB> : f16_tile<4, NB>;
+}
+
+void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t lda, const uint16_t* packed_b,
+                 size_t k, const float* bias, bool relu, float* c, size_t ldc) {
+  constexpr size_t kRows = 4, kBlocks = 4;
+  const size_t block_stride = k * kGemmBlockN;
+  for (size_t n0 = n_begin; n0 < n_end; n0 += kBlocks * kGemmBlockN) {
+    const size_t nb = std::min(kBlocks, (n_end - n0 + kGemmBlockN - 1) / kGemmBlockN);
+    const uint16_t* panel = packed_b + (n0 / kGemmBlockN) * block_stride;
+    const size_t panel_end = std::min(n_end, n0 + kBlocks * kGemmBlockN);
+    for (size_t i = 0; i < m; i += kRows) {
+      const int mr = int(std::min(kRows, m - i));
+      const F16TileFn fn = nb == 1 ? f16_tile_for_rows<1>(mr)
+                         : nb == 2 ? f16_tile_for_rows<2>(mr)
+                         : nb == 3 ? f16_tile_for_rows<3>(mr)
+                                   : f16_tile_for_rows<4>(mr);
+      fn(k, a + i * lda, lda, panel, block_stride, bias, relu, c + i * ldc, ldc, n0, panel_end);
+    }
+  }
+}
+
 }  // namespace
 
-const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8};
+const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -1,4 +1,6 @@
 // Reference implementation: every other path must produce the same bits.
+#include <cmath>
+
 #include "gemm/gemm.h"
 #include "gemm/gemm_scalar.h"
 
@@ -29,9 +31,21 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
   }
 }
 
+void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t lda, const uint16_t* packed_b,
+                 size_t k, const float* bias, bool relu, float* c, size_t ldc) {
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t n = n_begin; n < n_end; ++n) {
+      const uint16_t* column = packed_b + (n / kGemmBlockN) * k * kGemmBlockN + n % kGemmBlockN;
+      float acc = 0.f;
+      for (size_t kk = 0; kk < k; ++kk) acc = std::fma(a[i * lda + kk], half_to_float(column[kk * kGemmBlockN]), acc);
+      c[i * ldc + n] = gemm_f16_finish(acc, bias, n, relu);
+    }
+  }
+}
+
 }  // namespace
 
-const GemmUkernels kGemmScalar = {gemm_u8s8};
+const GemmUkernels kGemmScalar = {gemm_u8s8, gemm_f32f16};
 
 }  // namespace kernels
 }  // namespace qtorch

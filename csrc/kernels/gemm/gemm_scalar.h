@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "gemm/gemm.h"
 
@@ -89,6 +90,37 @@ inline bool gemm_has_b_zero_points(const OutputPipeline& p, size_t n_begin, size
     if (p.b_zero_points[n] != 0) return true;
   }
   return false;
+}
+
+// IEEE half bits to float (exact; what F16C's vcvtph2ps and NEON's fcvtl do).
+inline float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+  uint32_t bits;
+  if (exponent == 0x1fu) {
+    bits = sign | 0x7f800000u | (mantissa << 13);  // inf, NaN (payload kept, quietened below)
+    if (mantissa) bits |= 0x00400000u;
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else {  // subnormal half: normalise
+    uint32_t e = 113u, m = mantissa;
+    while ((m & 0x400u) == 0) {
+      m <<= 1;
+      --e;
+    }
+    bits = sign | (e << 23) | ((m & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+inline float gemm_f16_finish(float acc, const float* bias, size_t n, bool relu) {
+  if (bias) acc = acc + bias[n];
+  if (relu) acc = acc > 0.f ? acc : 0.f;
+  return acc;
 }
 
 }  // namespace kernels

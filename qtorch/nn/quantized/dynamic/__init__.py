@@ -1,1 +1,2 @@
 """See the package docstring of qtorch.nn."""
+from qtorch.nn.quantized.dynamic.linear import Linear  # noqa: E402

@@ -1,0 +1,205 @@
+"""Quantized Linear: uint8 activations x int8 weights, weights packed once.
+
+The weight is held as plain-tensor buffers in the blocked layout of the GEMM
+kernels (``packed_weight`` [ceil(N/16), ceil(K/4), 16, 4] int8 and its
+``col_sums`` int32 [N]) with its quantization parameters (``weight_scales``
+and ``weight_zero_points``: one value per tensor, or one per output channel),
+so ``state_dict``, TorchScript and ``torch.export`` carry them as they are.
+"""
+from typing import Any, Optional, Tuple
+
+import torch
+
+from qtorch._ops import ops
+from qtorch.nn.quantized._module import QuantizedModule
+
+_PER_CHANNEL_QSCHEMES = (torch.per_channel_affine, torch.per_channel_symmetric,
+                         torch.per_channel_affine_float_qparams)
+
+
+def _quantize_weight(weight: torch.Tensor, observer: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """int8 weight, scales and zero points from a weight observer that has seen ``weight``."""
+    if observer.dtype != torch.qint8:
+        raise ValueError(f"weight observer must have dtype torch.qint8, got {observer.dtype}")
+    scales, zero_points = observer.calculate_qparams()
+    scales = torch.as_tensor(scales, dtype=torch.float32).reshape(-1)
+    zero_points = torch.as_tensor(zero_points).to(torch.int32).reshape(-1)
+    weight = weight.detach().float()
+    if observer.qscheme in _PER_CHANNEL_QSCHEMES:
+        if getattr(observer, "ch_axis", 0) != 0:
+            raise ValueError(f"per-channel Linear weights must be quantized along axis 0, got {observer.ch_axis}")
+        q = ops.quantize_per_channel(weight, scales, zero_points, 0, torch.int8)
+    else:
+        q = ops.quantize_per_tensor(weight, float(scales[0]), int(zero_points[0]), torch.int8)
+    return q, scales, zero_points
+
+
+def _weight_parts(weight: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """int8 data, scales and zero points of a quantized weight (a qtorch QTensor, or torch's own)."""
+    if isinstance(weight, tuple):
+        return weight
+    data = weight.int_repr()
+    if data.dtype != torch.int8:
+        raise TypeError(f"weight must hold int8 values (qint8), got {data.dtype}")
+    if weight.qscheme() in _PER_CHANNEL_QSCHEMES:
+        if weight.q_per_channel_axis() != 0:
+            raise ValueError(f"per-channel Linear weights must use axis 0, got {weight.q_per_channel_axis()}")
+        scales = weight.q_per_channel_scales().to(torch.float32)
+        zero_points = weight.q_per_channel_zero_points().to(torch.int32)
+    else:
+        scales = torch.tensor([float(weight.q_scale())], dtype=torch.float32)
+        zero_points = torch.tensor([int(weight.q_zero_point())], dtype=torch.int32)
+    return data, scales, zero_points
+
+
+class Linear(QuantizedModule):
+    r"""A quantized linear layer: ``y = quantize(dequantize(x) @ dequantize(W).T + bias)``.
+
+    Mirrors ``torch.ao.nn.quantized.Linear``. ``forward`` takes a uint8 tensor
+    ``[..., in_features]`` quantized with ``input_scale``/``input_zero_point``
+    (or float32 on a float edge) and returns uint8 with ``scale``/``zero_point``
+    (float32 when ``float_output`` is set).
+    """
+
+    _version = 1
+    _FLOAT_MODULE: Any = (torch.nn.Linear, torch.nn.modules.linear.NonDynamicallyQuantizableLinear)
+
+    in_features: int
+    out_features: int
+    _relu: bool
+
+    def __init__(self, in_features: int, out_features: int, bias_: bool = True, dtype: Any = torch.qint8) -> None:
+        super().__init__()
+        if dtype != torch.qint8:
+            raise ValueError(f"{type(self).__name__} supports dtype torch.qint8 weights, got {dtype}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self._relu = False
+        self.register_buffer("packed_weight", torch.empty(0, dtype=torch.int8))
+        self.register_buffer("col_sums", torch.empty(0, dtype=torch.int32))
+        self.register_buffer("weight_scales", torch.ones(1))
+        self.register_buffer("weight_zero_points", torch.zeros(1, dtype=torch.int32))
+        self.register_buffer("bias_", torch.zeros(out_features) if bias_ else None)
+        weight = torch.zeros(out_features, in_features, dtype=torch.int8)
+        self.set_weight_bias((weight, torch.ones(1), torch.zeros(1, dtype=torch.int32)),
+                             torch.zeros(out_features) if bias_ else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.has_input_qparams:
+            raise RuntimeError("quantized Linear has no input quantization parameters: convert() sets them, "
+                               "or call it with a qtorch.QTensor")
+        x = self._integer_input(x)
+        if self._relu:
+            return ops.linear_relu(x, self.packed_weight, self.col_sums, self.in_features, self.bias_,
+                                   self.input_scale, self.input_zero_point, self.weight_scales,
+                                   self.weight_zero_points, self.scale, self.zero_point, self.float_output)
+        return ops.linear(x, self.packed_weight, self.col_sums, self.in_features, self.bias_, self.input_scale,
+                          self.input_zero_point, self.weight_scales, self.weight_zero_points, self.scale,
+                          self.zero_point, self.float_output)
+
+    # ----- weights -----
+    def set_weight_bias(self, weight: Any, bias: Optional[torch.Tensor]) -> None:
+        """Packs ``weight`` (a quantized qint8 tensor: qtorch.QTensor or torch's) and sets ``bias`` (float or None)."""
+        data, scales, zero_points = _weight_parts(weight)
+        if data.dim() != 2 or data.shape[1] != self.in_features:
+            raise ValueError(f"weight must have shape [out_features, {self.in_features}], got {list(data.shape)}")
+        if bias is not None:
+            bias = bias.detach().float().contiguous()
+            if bias.shape != (data.shape[0],):
+                raise ValueError(f"bias must have shape [{data.shape[0]}], got {list(bias.shape)}")
+        packed, col_sums = ops.linear_prepack(data)
+        self.out_features = int(data.shape[0])
+        self.packed_weight = packed
+        self.col_sums = col_sums
+        self.weight_scales = scales.detach().to(torch.float32).reshape(-1).contiguous()
+        self.weight_zero_points = zero_points.detach().to(torch.int32).reshape(-1).contiguous()
+        self.bias_ = bias
+
+    def _weight_int8(self) -> torch.Tensor:
+        return ops.linear_unpack(self.packed_weight, self.out_features, self.in_features)
+
+    def weight(self) -> Any:
+        """The weight as a qtorch.QTensor (unpacked on demand)."""
+        from qtorch._qtensor import QTensor
+
+        data = self._weight_int8()
+        if self.weight_scales.numel() > 1:
+            return QTensor(data, self.weight_scales.clone(), self.weight_zero_points.clone(), axis=0)
+        return QTensor(data, float(self.weight_scales[0]), int(self.weight_zero_points[0]))
+
+    def bias(self) -> Optional[torch.Tensor]:
+        return self.bias_
+
+    def _qscheme(self) -> Any:
+        if self.weight_scales.numel() > 1:
+            return torch.per_channel_affine
+        return torch.per_tensor_affine
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}, "
+                f"zero_point={self.zero_point}, qscheme={self._qscheme()}")
+
+    # ----- state_dict: the buffers, plus the module constants -----
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "scale"] = torch.tensor(self.scale, dtype=torch.float64)
+        destination[prefix + "zero_point"] = torch.tensor(self.zero_point)
+        destination[prefix + "input_scale"] = torch.tensor(self.input_scale, dtype=torch.float64)
+        destination[prefix + "input_zero_point"] = torch.tensor(self.input_zero_point)
+        destination[prefix + "has_input_qparams"] = torch.tensor(self.has_input_qparams)
+        destination[prefix + "float_output"] = torch.tensor(self.float_output)
+        destination[prefix + "in_features"] = torch.tensor(self.in_features)
+        destination[prefix + "out_features"] = torch.tensor(self.out_features)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: Any, unexpected_keys: Any, error_msgs: Any) -> None:
+        constants = {"scale": float, "zero_point": int, "input_scale": float, "input_zero_point": int,
+                     "has_input_qparams": bool, "float_output": bool, "in_features": int, "out_features": int}
+        for name, kind in constants.items():
+            if prefix + name in state_dict:
+                setattr(self, name, kind(state_dict.pop(prefix + name).item()))
+            elif strict:
+                missing_keys.append(prefix + name)
+        # Buffers may change shape (per-tensor vs per-channel) or presence (bias): assign them.
+        for name in ("packed_weight", "col_sums", "weight_scales", "weight_zero_points", "bias_"):
+            if prefix + name in state_dict:
+                setattr(self, name, state_dict.pop(prefix + name).detach().clone())
+            elif name == "bias_":
+                self.bias_ = None
+            elif strict:
+                missing_keys.append(prefix + name)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    # ----- conversion -----
+    @classmethod
+    def _weight_and_activation_observers(cls, mod: Any) -> Tuple[Any, Any, Any]:
+        """(float Linear holding the weight, weight observer, activation observer) of an observed module."""
+        if hasattr(mod, "weight_fake_quant"):  # QAT modules carry their own weight fake quant
+            return mod, mod.weight_fake_quant, mod.activation_post_process
+        float_modules = cls._FLOAT_MODULE if isinstance(cls._FLOAT_MODULE, tuple) else (cls._FLOAT_MODULE,)
+        if type(mod) not in float_modules:
+            names = ", ".join(m.__name__ for m in float_modules)
+            raise TypeError(f"{cls.__module__}.{cls.__name__}.from_float only works for {names}, got {type(mod)}")
+        if not hasattr(mod, "qconfig") or mod.qconfig is None:
+            raise ValueError("the float module must have a qconfig")
+        if not hasattr(mod, "activation_post_process"):
+            raise ValueError("the float module must have an activation_post_process (run prepare() and calibrate)")
+        activation = mod.activation_post_process
+        linear = mod[0] if isinstance(mod, torch.nn.Sequential) else mod
+        weight_observer = linear.weight_fake_quant if hasattr(linear, "weight_fake_quant") else mod.qconfig.weight()
+        return linear, weight_observer, activation
+
+    @classmethod
+    def from_float(cls, mod: Any, use_precomputed_fake_quant: bool = False) -> "Linear":
+        """A quantized Linear from an observed float Linear (``mod.qconfig``, ``mod.activation_post_process``)."""
+        linear, weight_observer, activation = cls._weight_and_activation_observers(mod)
+        if not use_precomputed_fake_quant:
+            weight_observer(linear.weight)
+        q, scales, zero_points = _quantize_weight(linear.weight, weight_observer)
+        act_scale, act_zp = activation.calculate_qparams()
+        qlinear = cls(linear.in_features, linear.out_features, linear.bias is not None)
+        qlinear.set_weight_bias((q, scales, zero_points), linear.bias)
+        qlinear.scale = float(act_scale)
+        qlinear.zero_point = int(act_zp)
+        return qlinear
