@@ -45,28 +45,48 @@ inline int32_t load_tail(const uint8_t* p, size_t bytes) {
   return v;
 }
 
-// acc[r][j] = sum over K of A row r x block j of the panel.
+// out[r][j] = sum over K of A row r x block j of the panel. The accumulators
+// are a flat local array with fully unrolled loops (GCC keeps them in
+// registers only then) and are copied out once.
 template <int MR, int NB>
-inline void accumulate(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride,
-                       __m512i (&acc)[kMaxRows][kMaxBlocks]) {
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_si512();
+__attribute__((noinline)) void accumulate(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride,
+                       __m512i (&out)[kMaxRows][kMaxBlocks]) {
+  __m512i acc[MR * NB];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR * NB; ++i) acc[i] = _mm512_setzero_si512();
   const size_t full = k / kGemmGroupK;
-  for (size_t g = 0; g < full; ++g) {
+  const int8_t* bp = b;
+  for (size_t g = 0; g < full; ++g, bp += kGroupBytes) {
     __m512i bv[NB];
-    for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(b + j * block_stride + g * kGroupBytes);
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(bp + j * block_stride);
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i av = _mm512_set1_epi32(load_u32(a + r * lda + g * kGemmGroupK));
-      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) acc[r * NB + j] = _mm512_dpbusd_epi32(acc[r * NB + j], av, bv[j]);
     }
   }
-  if (k % kGemmGroupK) {
-    __m512i bv[NB];
-    for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(b + j * block_stride + full * kGroupBytes);
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(load_tail(a + r * lda + full * kGemmGroupK, k % kGemmGroupK));
-      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
-    }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) out[r][j] = acc[r * NB + j];
+}
+
+// Adds the last, partial group of K (whose A bytes would overrun the rows);
+// kept out of accumulate() so that loop is free of stack traffic.
+template <int MR, int NB>
+__attribute__((noinline)) void accumulate_tail(size_t k, const uint8_t* a, size_t lda, const int8_t* b,
+                                               size_t block_stride, __m512i (&out)[kMaxRows][kMaxBlocks]) {
+  const size_t full = k / kGemmGroupK;
+  __m512i bv[NB];
+#pragma GCC unroll 8
+  for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(b + full * kGroupBytes + j * block_stride);
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r) {
+    const __m512i av = _mm512_set1_epi32(load_tail(a + r * lda + full * kGemmGroupK, k % kGemmGroupK));
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) out[r][j] = _mm512_dpbusd_epi32(out[r][j], av, bv[j]);
   }
 }
 
@@ -147,6 +167,7 @@ void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_
           const BlockParams* bp, const OutputPipeline& p, void* c, size_t ldc, size_t n0) {
   __m512i acc[kMaxRows][kMaxBlocks];
   accumulate<MR, NB>(k, a, lda, b, block_stride, acc);
+  if (k % kGemmGroupK) accumulate_tail<MR, NB>(k, a, lda, b, block_stride, acc);
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NB; ++j) store_block(acc[r][j], row_sums[r], bp[j], p, c, r * ldc + n0 + j * kGemmBlockN);
 }
@@ -204,16 +225,19 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
 template <int MR, int NB>
 void f16_tile(size_t k, const float* a, size_t lda, const uint16_t* b, size_t block_stride, const float* bias,
               bool relu, float* c, size_t ldc, size_t n0, size_t n_end) {
-  __m512 acc[MR][NB];
-  for (int r = 0; r < MR; ++r)
-    for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_ps();
+  __m512 acc[MR * NB];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR * NB; ++i) acc[i] = _mm512_setzero_ps();
   for (size_t kk = 0; kk < k; ++kk) {
     __m512 bv[NB];
+#pragma GCC unroll 8
     for (int j = 0; j < NB; ++j)
       bv[j] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + j * block_stride + kk * 16)));
+#pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512 av = _mm512_set1_ps(a[r * lda + kk]);
-      for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
+#pragma GCC unroll 8
+      for (int j = 0; j < NB; ++j) acc[r * NB + j] = _mm512_fmadd_ps(av, bv[j], acc[r * NB + j]);
     }
   }
   for (int j = 0; j < NB; ++j) {
@@ -221,7 +245,7 @@ void f16_tile(size_t k, const float* a, size_t lda, const uint16_t* b, size_t bl
     const __mmask16 mask = lane_mask(n_end - first);
     const __m512 bias_v = bias ? _mm512_maskz_loadu_ps(mask, bias + first) : _mm512_setzero_ps();
     for (int r = 0; r < MR; ++r) {
-      __m512 y = acc[r][j];
+      __m512 y = acc[r * NB + j];
       if (bias) y = _mm512_add_ps(y, bias_v);
       if (relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
       _mm512_mask_storeu_ps(c + r * ldc + first, mask, y);
