@@ -89,7 +89,8 @@ at::Tensor quantize_per_tensor(const at::Tensor& input, double scale, int64_t ze
   switch (dtype) {
     case at::kByte: quantize_tensor_impl<uint8_t>(x, y, inv_scale, zp, k.quantize_u8); break;
     case at::kChar: quantize_tensor_impl<int8_t>(x, y, inv_scale, zp, k.quantize_s8); break;
-    default: quantize_tensor_impl<int32_t>(x, y, inv_scale, zp, k.quantize_s32); break;
+    // Torch quantizes int32 per tensor in the two-step form too.
+    default: quantize_tensor_impl<int32_t>(x, y, inv_scale, zp, k.quantize_channel_s32); break;
   }
   return y;
 }
@@ -123,9 +124,15 @@ at::Tensor quantize_per_channel(const at::Tensor& input, const at::Tensor& scale
   const int32_t* z = p.zero_points.const_data_ptr<int32_t>();
   const QuantizeUkernels& k = quantize_ukernels();
   switch (dtype) {
-    case at::kByte: quantize_channels_impl<uint8_t>(x, y, g, s, z, k.quantize_u8, k.quantize_channels_u8); break;
-    case at::kChar: quantize_channels_impl<int8_t>(x, y, g, s, z, k.quantize_s8, k.quantize_channels_s8); break;
-    default: quantize_channels_impl<int32_t>(x, y, g, s, z, k.quantize_s32, k.quantize_channels_s32); break;
+    case at::kByte:
+      quantize_channels_impl<uint8_t>(x, y, g, s, z, k.quantize_channel_u8, k.quantize_channels_u8);
+      break;
+    case at::kChar:
+      quantize_channels_impl<int8_t>(x, y, g, s, z, k.quantize_channel_s8, k.quantize_channels_s8);
+      break;
+    default:
+      quantize_channels_impl<int32_t>(x, y, g, s, z, k.quantize_channel_s32, k.quantize_channels_s32);
+      break;
   }
   return y;
 }

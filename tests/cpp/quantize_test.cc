@@ -45,8 +45,11 @@ int32_t random_zero_point() {
 }
 
 // Member pointers let one tester cover every table entry of every ISA.
+// The two forms of quantize.h.
+enum class Form { kFused, kTwoStep };
+
 template <typename Q>
-void check_quantize(QuantizeFn<Q> QuantizeUkernels::*fn) {
+void check_quantize(QuantizeFn<Q> QuantizeUkernels::*fn, Form form) {
   for (size_t n : kSizes) {
     const float scale = std::uniform_real_distribution<float>(0.001f, 0.5f)(rng());
     const int32_t zp = random_zero_point<Q>();
@@ -58,7 +61,10 @@ void check_quantize(QuantizeFn<Q> QuantizeUkernels::*fn) {
         CHECK_EQ(int(want[i]), zp);
         continue;
       }
-      const double q = double(std::nearbyint(x[i] * (1.0f / scale))) + zp;
+      const float inv = 1.0f / scale;
+      const float product = x[i] * inv;
+      const double q = form == Form::kFused ? double(std::nearbyint(std::fma(x[i], inv, float(zp))))
+                                            : double(std::nearbyint(product + float(zp)));
       const double clamped = std::min<double>(std::max<double>(q, std::numeric_limits<Q>::min()),
                                               std::numeric_limits<Q>::max());
       CHECK_EQ(double(want[i]), clamped);
@@ -141,9 +147,11 @@ void check_requantize(RequantizeFn<In, Out> QuantizeUkernels::*fn) {
 
 }  // namespace
 
-TEST(quantize_u8) { check_quantize<uint8_t>(&QuantizeUkernels::quantize_u8); }
-TEST(quantize_s8) { check_quantize<int8_t>(&QuantizeUkernels::quantize_s8); }
-TEST(quantize_s32) { check_quantize<int32_t>(&QuantizeUkernels::quantize_s32); }
+TEST(quantize_u8) { check_quantize<uint8_t>(&QuantizeUkernels::quantize_u8, Form::kFused); }
+TEST(quantize_s8) { check_quantize<int8_t>(&QuantizeUkernels::quantize_s8, Form::kFused); }
+TEST(quantize_channel_u8) { check_quantize<uint8_t>(&QuantizeUkernels::quantize_channel_u8, Form::kTwoStep); }
+TEST(quantize_channel_s8) { check_quantize<int8_t>(&QuantizeUkernels::quantize_channel_s8, Form::kTwoStep); }
+TEST(quantize_channel_s32) { check_quantize<int32_t>(&QuantizeUkernels::quantize_channel_s32, Form::kTwoStep); }
 TEST(quantize_channels_u8) { check_quantize_channels<uint8_t>(&QuantizeUkernels::quantize_channels_u8); }
 TEST(quantize_channels_s8) { check_quantize_channels<int8_t>(&QuantizeUkernels::quantize_channels_s8); }
 TEST(quantize_channels_s32) { check_quantize_channels<int32_t>(&QuantizeUkernels::quantize_channels_s32); }

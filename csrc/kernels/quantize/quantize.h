@@ -1,11 +1,16 @@
 // Affine quantization microkernels: float <-> uint8/int8/int32 and integer
 // re-quantization, one table of function pointers per ISA.
 //
-// Semantics (identical on every path, matching torch's classic kernels):
-//   quantize:   q = clamp(round_half_even(x * inv_scale) + zero_point, qmin, qmax)
-//               where inv_scale = 1.0f / scale; NaN maps to zero_point, +-inf clamp.
+// Semantics (identical on every path, matching torch's classic kernels bit for bit):
+//   quantize (per tensor, uint8/int8), "fused":
+//               q = clamp(round_half_even(fma(x, inv_scale, zero_point)), qmin, qmax)
+//   quantize_channel (one channel's run; also int32 per tensor), "two-step":
+//               q = clamp(round_half_even(float(x * inv_scale) + zero_point), qmin, qmax)
+//   Torch's uint8/int8 per-tensor path (FBGEMM) uses a fused multiply-add, its
+//   other paths two float roundings; they differ near ties, so both forms exist.
+//   inv_scale = 1.0f / scale; NaN maps to zero_point, +-inf clamp.
 //   dequantize: x = float(q - zero_point) * scale
-//   requantize: q' = clamp(round_half_even(float(q - zp_in) * multiplier) + zp_out)
+//   requantize: q' = clamp(round_half_even(float(q - zp_in) * multiplier + zp_out)), two-step
 //               where multiplier = in_scale / out_scale.
 // "channels" kernels take one parameter per element of a row: they serve
 // per-channel quantization whose channel axis is innermost in memory.
@@ -36,7 +41,9 @@ using RequantizeFn = void (*)(size_t n, const In* x, Out* y, int32_t zp_in, floa
 struct QuantizeUkernels {
   QuantizeFn<uint8_t> quantize_u8;
   QuantizeFn<int8_t> quantize_s8;
-  QuantizeFn<int32_t> quantize_s32;
+  QuantizeFn<uint8_t> quantize_channel_u8;
+  QuantizeFn<int8_t> quantize_channel_s8;
+  QuantizeFn<int32_t> quantize_channel_s32;
   QuantizeChannelsFn<uint8_t> quantize_channels_u8;
   QuantizeChannelsFn<int8_t> quantize_channels_s8;
   QuantizeChannelsFn<int32_t> quantize_channels_s32;

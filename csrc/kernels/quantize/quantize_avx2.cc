@@ -27,12 +27,13 @@ struct Limits<int8_t> {
   static constexpr float lo = -128.f, hi = 127.f;
 };
 
-// round(x * inv_scale) + zp, clamped to Q's range; NaN -> zp. Exact integers in float.
-template <typename Q>
+// round(fma(x, inv_scale, zp)) if Fused, else round(x * inv_scale + zp) in two
+// steps (quantize.h). Clamped to Q's range, NaN -> zp; an exact integer in float.
+template <typename Q, bool Fused>
 inline __m256i quantize8(__m256 x, __m256 inv_scale, __m256 zp) {
-  __m256 r = _mm256_round_ps(_mm256_mul_ps(x, inv_scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
-  r = _mm256_add_ps(r, zp);
+  const __m256 sum = Fused ? _mm256_fmadd_ps(x, inv_scale, zp) : _mm256_add_ps(_mm256_mul_ps(x, inv_scale), zp);
+  __m256 r = _mm256_round_ps(sum, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  r = _mm256_blendv_ps(zp, r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
   r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(Limits<Q>::lo)), _mm256_set1_ps(Limits<Q>::hi));
   return _mm256_cvtps_epi32(r);
 }
@@ -52,18 +53,20 @@ inline __m256i load8_epi32(const Q* p) {
   return std::is_same<Q, uint8_t>::value ? _mm256_cvtepu8_epi32(v) : _mm256_cvtepi8_epi32(v);
 }
 
-template <typename Q>
+template <typename Q, bool Fused>
 void quantize(size_t n, const float* x, Q* y, float inv_scale, int32_t zero_point) {
   const __m256 vinv = _mm256_set1_ps(inv_scale), vzp = _mm256_set1_ps(float(zero_point));
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
-    const __m256i a = quantize8<Q>(_mm256_loadu_ps(x + i), vinv, vzp);
-    const __m256i b = quantize8<Q>(_mm256_loadu_ps(x + i + 8), vinv, vzp);
-    const __m256i c = quantize8<Q>(_mm256_loadu_ps(x + i + 16), vinv, vzp);
-    const __m256i d = quantize8<Q>(_mm256_loadu_ps(x + i + 24), vinv, vzp);
+    const __m256i a = quantize8<Q, Fused>(_mm256_loadu_ps(x + i), vinv, vzp);
+    const __m256i b = quantize8<Q, Fused>(_mm256_loadu_ps(x + i + 8), vinv, vzp);
+    const __m256i c = quantize8<Q, Fused>(_mm256_loadu_ps(x + i + 16), vinv, vzp);
+    const __m256i d = quantize8<Q, Fused>(_mm256_loadu_ps(x + i + 24), vinv, vzp);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), pack32<Q>(a, b, c, d));
   }
-  for (; i < n; ++i) y[i] = quantize_value<Q>(x[i], inv_scale, zero_point);
+  for (; i < n; ++i) {
+    y[i] = Fused ? quantize_value<Q>(x[i], inv_scale, zero_point) : quantize_channel_value<Q>(x[i], inv_scale, zero_point);
+  }
 }
 
 template <typename Q>
@@ -72,12 +75,12 @@ void quantize_channels(size_t channels, const float* x, Q* y, const float* inv_s
   size_t c = 0;
   auto q8 = [&](size_t at) {
     const __m256 zp = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(zero_points + at)));
-    return quantize8<Q>(_mm256_loadu_ps(x + at), _mm256_loadu_ps(inv_scales + at), zp);
+    return quantize8<Q, false>(_mm256_loadu_ps(x + at), _mm256_loadu_ps(inv_scales + at), zp);
   };
   for (; c + 32 <= channels; c += 32) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), pack32<Q>(q8(c), q8(c + 8), q8(c + 16), q8(c + 24)));
   }
-  for (; c < channels; ++c) y[c] = quantize_value<Q>(x[c], inv_scales[c], zero_points[c]);
+  for (; c < channels; ++c) y[c] = quantize_channel_value<Q>(x[c], inv_scales[c], zero_points[c]);
 }
 
 template <typename Q>
@@ -110,7 +113,7 @@ void requantize(size_t n, const In* x, Out* y, int32_t zp_in, float multiplier, 
   const __m256i vzp_in = _mm256_set1_epi32(zp_in);
   auto r8 = [&](size_t at) {
     const __m256 centred = _mm256_cvtepi32_ps(_mm256_sub_epi32(load8_epi32(x + at), vzp_in));
-    return quantize8<Out>(centred, vm, vzp_out);
+    return quantize8<Out, false>(centred, vm, vzp_out);
   };
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -122,9 +125,11 @@ void requantize(size_t n, const In* x, Out* y, int32_t zp_in, float multiplier, 
 }  // namespace
 
 const QuantizeUkernels kQuantizeAvx2 = {
-    quantize<uint8_t>,
-    quantize<int8_t>,
-    kQuantizeScalar.quantize_s32,
+    quantize<uint8_t, true>,
+    quantize<int8_t, true>,
+    quantize<uint8_t, false>,
+    quantize<int8_t, false>,
+    kQuantizeScalar.quantize_channel_s32,
     quantize_channels<uint8_t>,
     quantize_channels<int8_t>,
     kQuantizeScalar.quantize_channels_s32,

@@ -17,15 +17,28 @@ namespace {
 
 inline __mmask16 tail_mask(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
-template <typename Q>
+// round(fma(x, inv_scale, zp)) if Fused, else round(x * inv_scale + zp) in two
+// steps (quantize.h), clamped to Q's range, as int32. NaN inputs become +0 first
+// (one fixupimm), so they land on zp; the clamp precedes the conversion because
+// out-of-range floats convert to INT_MIN.
+template <typename Q, bool Fused>
 inline __m512i quantize16(__m512 x, __m512 inv_scale, __m512 zp) {
   constexpr float lo = std::is_same<Q, uint8_t>::value ? 0.f : -128.f;
   constexpr float hi = std::is_same<Q, uint8_t>::value ? 255.f : 127.f;
-  __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(x, inv_scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  r = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(r, r, _CMP_ORD_Q), r);
-  r = _mm512_add_ps(r, zp);
-  r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
-  return _mm512_cvtps_epi32(r);
+  constexpr int kNanToPlusZero = 0x88;  // fixupimm responses for QNaN and SNaN: +0
+  x = _mm512_fixupimm_ps(x, x, _mm512_set1_epi32(kNanToPlusZero), 0);
+  __m512 sum = Fused ? _mm512_fmadd_ps(x, inv_scale, zp) : _mm512_add_ps(_mm512_mul_ps(x, inv_scale), zp);
+  sum = _mm512_min_ps(_mm512_max_ps(sum, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+  return _mm512_cvt_roundps_epi32(sum, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// Four vectors of in-range int32 to 64 bytes, in order: the pack instructions
+// interleave 128-bit lanes, the permute restores element order.
+template <typename Q>
+inline __m512i pack64(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_packs_epi32(a, b), cd = _mm512_packs_epi32(c, d);
+  const __m512i bytes = std::is_same<Q, uint8_t>::value ? _mm512_packus_epi16(ab, cd) : _mm512_packs_epi16(ab, cd);
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
 }
 
 template <typename Q>
@@ -40,23 +53,20 @@ inline void store16(Q* p, __m512i v, __mmask16 m) {
   _mm_mask_storeu_epi8(p, m, _mm512_cvtepi32_epi8(v));
 }
 
-template <typename Q>
+template <typename Q, bool Fused>
 void quantize(size_t n, const float* x, Q* y, float inv_scale, int32_t zero_point) {
   const __m512 vinv = _mm512_set1_ps(inv_scale), vzp = _mm512_set1_ps(float(zero_point));
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
-    const __m512i a = quantize16<Q>(_mm512_loadu_ps(x + i), vinv, vzp);
-    const __m512i b = quantize16<Q>(_mm512_loadu_ps(x + i + 16), vinv, vzp);
-    const __m512i c = quantize16<Q>(_mm512_loadu_ps(x + i + 32), vinv, vzp);
-    const __m512i d = quantize16<Q>(_mm512_loadu_ps(x + i + 48), vinv, vzp);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm512_cvtepi32_epi8(a));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i + 16), _mm512_cvtepi32_epi8(b));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i + 32), _mm512_cvtepi32_epi8(c));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i + 48), _mm512_cvtepi32_epi8(d));
+    const __m512i a = quantize16<Q, Fused>(_mm512_loadu_ps(x + i), vinv, vzp);
+    const __m512i b = quantize16<Q, Fused>(_mm512_loadu_ps(x + i + 16), vinv, vzp);
+    const __m512i c = quantize16<Q, Fused>(_mm512_loadu_ps(x + i + 32), vinv, vzp);
+    const __m512i d = quantize16<Q, Fused>(_mm512_loadu_ps(x + i + 48), vinv, vzp);
+    _mm512_storeu_si512(y + i, pack64<Q>(a, b, c, d));
   }
   for (; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : tail_mask(n - i);
-    store16<Q>(y + i, quantize16<Q>(_mm512_maskz_loadu_ps(m, x + i), vinv, vzp), m);
+    store16<Q>(y + i, quantize16<Q, Fused>(_mm512_maskz_loadu_ps(m, x + i), vinv, vzp), m);
   }
 }
 
@@ -67,7 +77,7 @@ void quantize_channels(size_t channels, const float* x, Q* y, const float* inv_s
     const __mmask16 m = channels - c >= 16 ? __mmask16(0xffff) : tail_mask(channels - c);
     const __m512 zp = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, zero_points + c));
     const __m512 inv = _mm512_maskz_loadu_ps(m, inv_scales + c);
-    store16<Q>(y + c, quantize16<Q>(_mm512_maskz_loadu_ps(m, x + c), inv, zp), m);
+    store16<Q>(y + c, quantize16<Q, false>(_mm512_maskz_loadu_ps(m, x + c), inv, zp), m);
   }
 }
 
@@ -99,16 +109,18 @@ void requantize(size_t n, const In* x, Out* y, int32_t zp_in, float multiplier, 
   for (size_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : tail_mask(n - i);
     const __m512 centred = _mm512_cvtepi32_ps(_mm512_sub_epi32(load16_epi32(x + i, m), vzp_in));
-    store16<Out>(y + i, quantize16<Out>(centred, vm, vzp_out), m);
+    store16<Out>(y + i, quantize16<Out, false>(centred, vm, vzp_out), m);
   }
 }
 
 }  // namespace
 
 const QuantizeUkernels kQuantizeAvx512 = {
-    quantize<uint8_t>,
-    quantize<int8_t>,
-    kQuantizeScalar.quantize_s32,
+    quantize<uint8_t, true>,
+    quantize<int8_t, true>,
+    quantize<uint8_t, false>,
+    quantize<int8_t, false>,
+    kQuantizeScalar.quantize_channel_s32,
     quantize_channels<uint8_t>,
     quantize_channels<int8_t>,
     kQuantizeScalar.quantize_channels_s32,

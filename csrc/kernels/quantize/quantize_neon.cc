@@ -13,13 +13,15 @@ namespace qtorch {
 namespace kernels {
 namespace {
 
-template <typename Q>
+// round(fma(x, inv_scale, zp)) if Fused, else round(x * inv_scale + zp) in two
+// steps (quantize.h). Clamped to Q's range, NaN -> zp; an exact integer in float.
+template <typename Q, bool Fused>
 inline int32x4_t quantize4(float32x4_t x, float32x4_t inv_scale, float32x4_t zp) {
   constexpr float lo = std::is_same<Q, uint8_t>::value ? 0.f : -128.f;
   constexpr float hi = std::is_same<Q, uint8_t>::value ? 255.f : 127.f;
-  float32x4_t r = vrndnq_f32(vmulq_f32(x, inv_scale));
-  r = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r), vceqq_f32(r, r)));  // NaN -> 0
-  r = vaddq_f32(r, zp);
+  const float32x4_t sum = Fused ? vfmaq_f32(zp, x, inv_scale) : vaddq_f32(vmulq_f32(x, inv_scale), zp);
+  float32x4_t r = vrndnq_f32(sum);
+  r = vbslq_f32(vceqq_f32(r, r), r, zp);
   r = vminq_f32(vmaxq_f32(r, vdupq_n_f32(lo)), vdupq_n_f32(hi));
   return vcvtq_s32_f32(r);
 }
@@ -49,26 +51,30 @@ inline void load8_s32(const Q* p, int32x4_t* lo, int32x4_t* hi) {
   *hi = vmovl_s16(vget_high_s16(w));
 }
 
-template <typename Q>
+template <typename Q, bool Fused>
 void quantize(size_t n, const float* x, Q* y, float inv_scale, int32_t zero_point) {
   const float32x4_t vinv = vdupq_n_f32(inv_scale), vzp = vdupq_n_f32(float(zero_point));
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
-    store16<Q>(y + i, quantize4<Q>(vld1q_f32(x + i), vinv, vzp), quantize4<Q>(vld1q_f32(x + i + 4), vinv, vzp),
-               quantize4<Q>(vld1q_f32(x + i + 8), vinv, vzp), quantize4<Q>(vld1q_f32(x + i + 12), vinv, vzp));
+    store16<Q>(y + i, quantize4<Q, Fused>(vld1q_f32(x + i), vinv, vzp),
+               quantize4<Q, Fused>(vld1q_f32(x + i + 4), vinv, vzp),
+               quantize4<Q, Fused>(vld1q_f32(x + i + 8), vinv, vzp),
+               quantize4<Q, Fused>(vld1q_f32(x + i + 12), vinv, vzp));
   }
-  for (; i < n; ++i) y[i] = quantize_value<Q>(x[i], inv_scale, zero_point);
+  for (; i < n; ++i) {
+    y[i] = Fused ? quantize_value<Q>(x[i], inv_scale, zero_point) : quantize_channel_value<Q>(x[i], inv_scale, zero_point);
+  }
 }
 
 template <typename Q>
 void quantize_channels(size_t channels, const float* x, Q* y, const float* inv_scales,
                        const int32_t* zero_points) {
   auto q4 = [&](size_t at) {
-    return quantize4<Q>(vld1q_f32(x + at), vld1q_f32(inv_scales + at), vcvtq_f32_s32(vld1q_s32(zero_points + at)));
+    return quantize4<Q, false>(vld1q_f32(x + at), vld1q_f32(inv_scales + at), vcvtq_f32_s32(vld1q_s32(zero_points + at)));
   };
   size_t c = 0;
   for (; c + 16 <= channels; c += 16) store16<Q>(y + c, q4(c), q4(c + 4), q4(c + 8), q4(c + 12));
-  for (; c < channels; ++c) y[c] = quantize_value<Q>(x[c], inv_scales[c], zero_points[c]);
+  for (; c < channels; ++c) y[c] = quantize_channel_value<Q>(x[c], inv_scales[c], zero_points[c]);
 }
 
 template <typename Q>
@@ -109,7 +115,7 @@ void requantize(size_t n, const In* x, Out* y, int32_t zp_in, float multiplier, 
     int32x4_t a, b, c, d;
     load8_s32(x + i, &a, &b);
     load8_s32(x + i + 8, &c, &d);
-    auto r4 = [&](int32x4_t v) { return quantize4<Out>(vcvtq_f32_s32(vsubq_s32(v, vzp_in)), vm, vzp_out); };
+    auto r4 = [&](int32x4_t v) { return quantize4<Out, false>(vcvtq_f32_s32(vsubq_s32(v, vzp_in)), vm, vzp_out); };
     store16<Out>(y + i, r4(a), r4(b), r4(c), r4(d));
   }
   for (; i < n; ++i) y[i] = requantize_value<Out>(int32_t(x[i]) - zp_in, multiplier, zp_out);
@@ -118,9 +124,11 @@ void requantize(size_t n, const In* x, Out* y, int32_t zp_in, float multiplier, 
 }  // namespace
 
 const QuantizeUkernels kQuantizeNeon = {
-    quantize<uint8_t>,
-    quantize<int8_t>,
-    kQuantizeScalar.quantize_s32,
+    quantize<uint8_t, true>,
+    quantize<int8_t, true>,
+    quantize<uint8_t, false>,
+    quantize<int8_t, false>,
+    kQuantizeScalar.quantize_channel_s32,
     quantize_channels<uint8_t>,
     quantize_channels<int8_t>,
     kQuantizeScalar.quantize_channels_s32,

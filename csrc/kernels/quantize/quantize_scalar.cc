@@ -15,9 +15,14 @@ void quantize(size_t n, const float* x, Q* y, float inv_scale, int32_t zero_poin
 }
 
 template <typename Q>
+void quantize_channel(size_t n, const float* x, Q* y, float inv_scale, int32_t zero_point) {
+  for (size_t i = 0; i < n; ++i) y[i] = quantize_channel_value<Q>(x[i], inv_scale, zero_point);
+}
+
+template <typename Q>
 void quantize_channels(size_t channels, const float* x, Q* y, const float* inv_scales,
                        const int32_t* zero_points) {
-  for (size_t c = 0; c < channels; ++c) y[c] = quantize_value<Q>(x[c], inv_scales[c], zero_points[c]);
+  for (size_t c = 0; c < channels; ++c) y[c] = quantize_channel_value<Q>(x[c], inv_scales[c], zero_points[c]);
 }
 
 template <typename Q>
@@ -39,7 +44,8 @@ void requantize(size_t n, const In* x, Out* y, int32_t zp_in, float multiplier, 
 }  // namespace
 
 const QuantizeUkernels kQuantizeScalar = {
-    quantize<uint8_t>,           quantize<int8_t>,           quantize<int32_t>,
+    quantize<uint8_t>,           quantize<int8_t>,
+    quantize_channel<uint8_t>,   quantize_channel<int8_t>,   quantize_channel<int32_t>,
     quantize_channels<uint8_t>,  quantize_channels<int8_t>,  quantize_channels<int32_t>,
     dequantize<uint8_t>,         dequantize<int8_t>,         dequantize<int32_t>,
     dequantize_channels<uint8_t>, dequantize_channels<int8_t>, dequantize_channels<int32_t>,
