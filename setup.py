@@ -27,8 +27,12 @@ extension = CppExtension(
     name="qtorch._C",
     sources=sources(),
     include_dirs=[os.path.join(ROOT, "csrc", "kernels"), os.path.join(ROOT, "csrc", "ops")],
-    extra_compile_args={"cxx": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno",
+    # -fopenmp: at::parallel_for is a header template over OpenMP; without it the
+    # pragma is dropped and ops run on one thread. libgomp.so.1 resolves to the copy
+    # torch has already loaded, so there is one OpenMP runtime.
+    extra_compile_args={"cxx": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fopenmp",
                                 "-Wno-maybe-uninitialized"]},
+    extra_link_args=["-fopenmp"],
     # No libtorch_python: the library must load without Python.
     py_limited_api=True,
 )
