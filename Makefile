@@ -1,0 +1,61 @@
+# The two commands a newcomer needs:  make demo  and  make test.
+# Each creates .venv if missing, installs what it needs, builds, and runs.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.qtorch-deps
+BUILD := build
+ARM_SYSROOT := /usr/aarch64-linux-gnu
+QEMU := qemu-aarch64 -L $(ARM_SYSROOT)
+
+.PHONY: demo test build test-python test-cpp test-arm arm-toolchain bench bench-quick clean
+
+demo: build
+	$(PY) -m examples.demo
+
+test: build test-python test-cpp test-arm
+
+# torch==2.13.0 is pinned: an unpinned torch pulls a multi-GB CUDA build.
+$(STAMP): requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+build: $(STAMP)
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+
+test-python: build
+	$(PY) -m pytest -q
+
+test-cpp:
+	cmake -S . -B $(BUILD)/kernels -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+	ninja -C $(BUILD)/kernels
+	$(BUILD)/kernels/kernel_tests
+
+# The aarch64 cross toolchain and qemu come from Debian's packages (installed as root when missing).
+arm-toolchain:
+	@if ! command -v aarch64-linux-gnu-g++ > /dev/null || ! command -v qemu-aarch64 > /dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++-aarch64-linux-gnu qemu-user > /dev/null; \
+	  else \
+	    echo "install g++-aarch64-linux-gnu and qemu-user (as root: apt-get install g++-aarch64-linux-gnu qemu-user)"; exit 1; \
+	  fi; \
+	fi
+
+# NEON kernels under emulation: once with dot-product instructions, once without (cortex-a72).
+test-arm: arm-toolchain
+	cmake -S . -B $(BUILD)/kernels-aarch64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake > /dev/null
+	ninja -C $(BUILD)/kernels-aarch64
+	$(QEMU) $(BUILD)/kernels-aarch64/kernel_tests
+	$(QEMU) -cpu cortex-a72 $(BUILD)/kernels-aarch64/kernel_tests
+
+bench: build
+	$(PY) -m benchmarks
+
+bench-quick: build
+	$(PY) -m benchmarks --quick
+
+clean:
+	rm -rf $(BUILD) qtorch/_C*.so *.egg-info
