@@ -1,0 +1,1 @@
+"""Benchmark suite: qtorch vs native torch (python -m benchmarks)."""
