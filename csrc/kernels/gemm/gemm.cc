@@ -46,6 +46,7 @@ void unpack_b_f16(size_t n, size_t k, const uint16_t* packed, uint16_t* b, size_
 const GemmUkernels& gemm_ukernels(Isa isa) {
   switch (isa) {
 #if QTORCH_ARCH_X86
+    case Isa::kAvx2: return kGemmAvx2;
     case Isa::kAvx512Vnni:
     case Isa::kAmx: return kGemmAvx512Vnni;
 #endif

@@ -137,7 +137,10 @@ inline const GemmUkernels& gemm_ukernels() { return gemm_ukernels(active_isa());
 
 extern const GemmUkernels kGemmScalar;
 #if QTORCH_ARCH_X86
+extern const GemmUkernels kGemmAvx2;
 extern const GemmUkernels kGemmAvx512Vnni;
+#elif QTORCH_ARCH_ARM64
+extern const GemmUkernels kGemmNeon;
 #endif
 
 }  // namespace kernels
