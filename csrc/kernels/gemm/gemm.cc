@@ -49,6 +49,8 @@ const GemmUkernels& gemm_ukernels(Isa isa) {
     case Isa::kAvx2: return kGemmAvx2;
     case Isa::kAvx512Vnni:
     case Isa::kAmx: return kGemmAvx512Vnni;
+#elif QTORCH_ARCH_ARM64
+    case Isa::kNeon: return kGemmNeon;
 #endif
     default: return kGemmScalar;
   }
