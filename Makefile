@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.qtorch-deps
+BUILT := $(VENV)/.qtorch-built
+SOURCES := $(shell find csrc -name '*.cc' -o -name '*.cpp' -o -name '*.h') setup.py
 BUILD := build
 ARM_SYSROOT := /usr/aarch64-linux-gnu
 QEMU := qemu-aarch64 -L $(ARM_SYSROOT)
@@ -23,8 +25,12 @@ $(STAMP): requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-build: $(STAMP)
+build: $(BUILT)
+
+# Rebuilt only when a C++ source changes: an editable install compiles from scratch.
+$(BUILT): $(STAMP) $(SOURCES)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	touch $(BUILT)
 
 test-python: build
 	$(PY) -m pytest -q
