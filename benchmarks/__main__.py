@@ -16,7 +16,7 @@ import torch
 import benchmarks.cases
 import qtorch  # noqa: F401  (loads the ops)
 from benchmarks import report
-from benchmarks.harness import time_case
+from benchmarks.harness import quiet_native, time_case
 
 REGRESSION_LIMIT = 0.5  # native/qtorch below this fails --quick
 
@@ -24,9 +24,9 @@ REGRESSION_LIMIT = 0.5  # native/qtorch below this fails --quick
 def all_cases(quick: bool):
     for info in pkgutil.iter_modules(benchmarks.cases.__path__):
         module = importlib.import_module(f"benchmarks.cases.{info.name}")
-        for case in module.cases(quick):
-            if case.quick or not quick:
-                yield case
+        with quiet_native():  # cases build native quantized inputs
+            cases = module.cases(quick)
+        yield from (case for case in cases if case.quick or not quick)
 
 
 def main(argv=None) -> int:
