@@ -11,12 +11,13 @@ BUILD := build
 ARM_SYSROOT := /usr/aarch64-linux-gnu
 QEMU := qemu-aarch64 -L $(ARM_SYSROOT)
 
-.PHONY: demo test build test-python test-cpp test-arm arm-toolchain bench bench-quick clean
+.PHONY: demo test build test-python test-cpp test-arm arm-toolchain cpp-example test-cpp-example bench bench-quick clean
 
 demo: build
 	$(PY) -m examples.demo
 
-test: build test-python test-cpp test-arm
+# cpp-example first: tests/test_cpp_example.py (part of test-python) runs the program it builds.
+test: build cpp-example test-python test-cpp test-arm
 
 # torch==2.13.0 is pinned: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMP): requirements-dev.txt
@@ -39,6 +40,16 @@ test-cpp:
 	cmake -S . -B $(BUILD)/kernels -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
 	ninja -C $(BUILD)/kernels
 	$(BUILD)/kernels/kernel_tests
+
+# examples/cpp/run_model against the libtorch inside the installed torch wheel. Only the runner
+# is compiled: it loads the ops library setup.py built (qtorch/_C*.so) at run time.
+cpp-example: build
+	cmake -S . -B $(BUILD)/torch -G Ninja -DCMAKE_BUILD_TYPE=Release -DQTORCH_BUILD_TORCH_PARTS=ON \
+	  -DCMAKE_PREFIX_PATH="$$($(PY) -c 'import torch.utils; print(torch.utils.cmake_prefix_path)')" > /dev/null
+	ninja -C $(BUILD)/torch run_model
+
+test-cpp-example: cpp-example
+	$(PY) -m pytest -q tests/test_cpp_example.py
 
 # The aarch64 cross toolchain and qemu come from Debian's packages (installed as root when missing).
 arm-toolchain:
