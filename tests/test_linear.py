@@ -455,3 +455,50 @@ def test_bad_input_raises_clear_errors():
         mod.set_weight_bias((torch.zeros(n, k + 1, dtype=torch.int8), scales, zps), None)
     with pytest.raises(ValueError, match="bias"):
         mod.set_weight_bias((w, scales, zps), torch.zeros(n + 2))
+
+
+@requires_qtensor
+def test_torch_export_carries_packed_weights():
+    mod, _, _, _ = make_module()
+    x = torch.randint(0, 256, (2, 5, 24), dtype=torch.uint8)
+    exported = torch.export.export(mod, (x,))
+    assert {"packed_weight", "col_sums", "weight_scales", "weight_zero_points"} <= set(exported.state_dict)
+    assert torch.equal(exported.module()(x), mod(x))
+    dyn = nnqd.Linear(24, 18, dtype=torch.float16)
+    xf = torch.randn(3, 24)
+    assert torch.equal(torch.export.export(dyn, (xf,)).module()(xf), dyn(xf))
+
+
+_NATIVE_AVX2_SCRIPT = """
+import sys, warnings, torch
+warnings.simplefilter("ignore")
+torch.backends.quantized.engine = "fbgemm"
+w = torch.load(sys.argv[1])
+qw = torch._make_per_channel_quantized_tensor(w["w"], w["s"].double(), torch.zeros(w["w"].shape[0], dtype=torch.long), 0)
+packed = torch.ops.quantized.linear_prepack(qw, None)
+xq = torch._make_per_tensor_quantized_tensor(w["x"], 0.02, 0)
+torch.save(torch.ops.quantized.linear(xq, packed, w["out_scale"], 128).int_repr(), sys.argv[2])
+"""
+
+
+def test_native_avx2_saturation_is_why_ranges_are_reduced(native, tmp_path):
+    """Native fbgemm on AVX2-only CPUs multiplies with vpmaddubsw, whose int16 pair sums saturate
+    (255 * 127 * 2 > 32767). With full-range activations and weights it then differs from the exact
+    result by tens of units on most outputs (measured here: up to 33, >1 on ~58%); with activations
+    in 0..127 (the classic reduce_range) it cannot saturate and matches qtorch within 1. On AVX512-VNNI
+    CPUs native is exact and equals qtorch bit for bit (test_module_matches_native)."""
+    import subprocess
+    import sys
+
+    k, n, m = 256, 64, 32
+    w = torch.randint(-128, 128, (n, k), dtype=torch.int8)
+    s = torch.full((n,), 0.01)
+    x = torch.randint(0, 128, (m, k), dtype=torch.uint8)
+    out_scale = 0.01 * 0.02 * 64 * 16
+    torch.save({"w": w, "s": s, "x": x, "out_scale": out_scale}, tmp_path / "in.pt")
+    env = dict(__import__("os").environ, FBGEMM_ENABLE_INSTRUCTIONS="AVX2")
+    subprocess.run([sys.executable, "-c", _NATIVE_AVX2_SCRIPT, str(tmp_path / "in.pt"), str(tmp_path / "out.pt")],
+                   check=True, env=env)
+    theirs = torch.load(tmp_path / "out.pt")
+    ours = static_linear(x, w, s, torch.zeros(n, dtype=torch.int32), None, 0.02, 0, out_scale, 128)
+    assert (ours.int() - theirs.int()).abs().max() <= 1
