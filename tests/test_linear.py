@@ -502,3 +502,22 @@ def test_native_avx2_saturation_is_why_ranges_are_reduced(native, tmp_path):
     theirs = torch.load(tmp_path / "out.pt")
     ours = static_linear(x, w, s, torch.zeros(n, dtype=torch.int32), None, 0.02, 0, out_scale, 128)
     assert (ours.int() - theirs.int()).abs().max() <= 1
+
+
+@requires_qtensor
+def test_from_qat_linear_matches_native(native):
+    import torch.ao.quantization as tq
+
+    qat = torch.ao.nn.qat.Linear(40, 24, qconfig=tq.get_default_qat_qconfig("x86"))
+    qat.activation_post_process = qat.qconfig.activation()
+    for _ in range(3):
+        qat.activation_post_process(qat(torch.randn(16, 40)))
+    qat.eval()
+    ours = nnq.Linear.from_float(qat)
+    theirs = torch.ao.nn.quantized.Linear.from_float(qat)
+    assert torch.equal(ours._weight_int8(), theirs.weight().int_repr())
+    assert (ours.scale, ours.zero_point) == (theirs.scale, theirs.zero_point)
+    ours.set_input_qparams(0.05, 64)
+    x = torch.randint(0, 256, (5, 40), dtype=torch.uint8)
+    yn = theirs(torch._make_per_tensor_quantized_tensor(x, 0.05, 64))
+    assert (ours(x).int() - yn.int_repr().int()).abs().max() <= 1
