@@ -11,7 +11,7 @@ from typing import List
 
 import torch
 
-from benchmarks.harness import Case, Contender, native_contenders
+from benchmarks.harness import NATIVE_ENGINES, Case, Contender, native_contenders, native_engine, quiet_native
 
 ops = torch.ops.qtorch
 
@@ -65,10 +65,29 @@ def dynamic_case(m: int, k: int, n: int, quick: bool) -> Case:
     return Case("linear", f"dynamic M={m} K={k} N={n}", contenders, ops=2.0 * m * n * k, quick=quick)
 
 
+def fp16_case(m: int, k: int, n: int) -> Case:
+    w, bias, x = torch.randn(n, k), torch.randn(n), torch.randn(m, k)
+    packed = ops.linear_prepack_fp16(w)
+
+    def make_native():
+        params = torch.ops.quantized.linear_prepack_fp16(w, bias)
+        return lambda: torch.ops.quantized.linear_dynamic_fp16(x, params)
+
+    # Native float16 weights exist under the FBGEMM-based engines only.
+    contenders = [Contender("qtorch", lambda: ops.linear_dynamic_fp16(x, packed, n, bias))]
+    for engine in NATIVE_ENGINES:
+        if engine != "onednn":
+            with quiet_native(), native_engine(engine):
+                contenders.append(Contender(f"native-{engine}", make_native(), engine))
+    contenders.append(Contender("float32", lambda: torch.nn.functional.linear(x, w, bias)))
+    return Case("linear", f"dynamic fp16 M={m} K={k} N={n}", contenders, ops=2.0 * m * n * k)
+
+
 def cases(quick: bool) -> List[Case]:
     out = []
     for k, n in SHAPES:
         for m in ROWS:
             out.append(static_case(m, k, n, quick=(k, n, m) in {(1024, 1024, 1), (1024, 1024, 64)}))
             out.append(dynamic_case(m, k, n, quick=(k, n, m) == (768, 3072, 64)))
+    out += [fp16_case(m, 1024, 1024) for m in (1, 64)]
     return out
