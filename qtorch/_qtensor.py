@@ -425,30 +425,28 @@ def _index_per_channel(q: QTensor, index) -> QTensor:
     return QTensor(q._data[index], scale, zero_point, new_axis)
 
 
-def quantize_per_tensor(input: torch.Tensor, scale: Union[float, torch.Tensor], zero_point: Union[int, torch.Tensor],
-                        dtype: torch.dtype) -> QTensor:
-    """Quantizes float values: ``q = clamp(round_half_even(x / scale) + zero_point)``; NaN maps to the zero point."""
-    plain = storage_dtype(dtype)
+def _float32_input(input: Any) -> torch.Tensor:
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
     if not input.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+    return input.to(torch.float32)
+
+
+def quantize_per_tensor(input: torch.Tensor, scale: Union[float, torch.Tensor], zero_point: Union[int, torch.Tensor],
+                        dtype: torch.dtype) -> QTensor:
+    """Quantizes float values: ``q = clamp(round_half_even(x / scale) + zero_point)``; NaN maps to the zero point."""
+    plain = storage_dtype(dtype)
     scale_f, zp = _as_float(scale, "scale"), _as_int(zero_point, "zero_point")
-    data = ops.quantize_per_tensor(input.to(torch.float32), scale_f, zp, plain)
-    return QTensor(data, scale_f, zp)
+    return QTensor(ops.quantize_per_tensor(_float32_input(input), scale_f, zp, plain), scale_f, zp)
 
 
 def quantize_per_channel(input: torch.Tensor, scales: torch.Tensor, zero_points: torch.Tensor, axis: int,
                          dtype: torch.dtype) -> QTensor:
     """Quantizes float values with one scale and zero point per index of ``axis``."""
     plain = storage_dtype(dtype)
-    if not isinstance(input, torch.Tensor):
-        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-    if not input.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
-    scales = torch.as_tensor(scales)
-    zero_points = torch.as_tensor(zero_points)
-    data = ops.quantize_per_channel(input.to(torch.float32), scales, zero_points, axis, plain)
+    scales, zero_points = torch.as_tensor(scales), torch.as_tensor(zero_points)
+    data = ops.quantize_per_channel(_float32_input(input), scales, zero_points, axis, plain)
     return QTensor(data, scales, zero_points, axis)
 
 
