@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from qtorch._ops import ops
+from qtorch._qtensor import QTensor, call_with_qtensors
 
 
 class QuantizedModule(torch.nn.Module):
@@ -58,8 +59,6 @@ class QuantizedModule(torch.nn.Module):
         return y
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from qtorch._qtensor import QTensor, call_with_qtensors
-
         if args and isinstance(args[0], QTensor):
             return call_with_qtensors(self, super().__call__, *args, **kwargs)
         return super().__call__(*args, **kwargs)
