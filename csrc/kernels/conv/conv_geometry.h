@@ -1,0 +1,40 @@
+// Convolution geometry on NHWC uint8 activations, and the two ways kernels
+// reach an output pixel's input window: im2col rows (for the GEMM, a tile at a
+// time) and indirection pointers (for depthwise kernels). No arithmetic on
+// values happens here; padding cells become the input zero point (real zero).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace qtorch {
+namespace kernels {
+
+struct ConvGeometry {
+  size_t batch, in_h, in_w;
+  size_t pixel_stride;  // bytes between neighbouring input pixels (all channels)
+  size_t out_h, out_w;
+  size_t kernel_h, kernel_w;
+  size_t stride_h, stride_w;
+  size_t pad_h, pad_w;
+  size_t dilation_h, dilation_w;
+
+  size_t out_pixels() const { return batch * out_h * out_w; }
+  size_t taps() const { return kernel_h * kernel_w; }
+};
+
+// Rows [pixel_begin, pixel_end) of the im2col matrix of the channel slice
+// [channel_begin, channel_begin + channels): row r (output pixel pixel_begin + r,
+// pixels numbered (n, oh, ow) row-major) holds kernel_h * kernel_w * channels
+// bytes ordered (kh, kw, c), at rows + r * ld.
+void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_begin, size_t channels,
+                 uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld);
+
+// For output pixels [pixel_begin, pixel_end): taps() pointers each (row-major
+// over the window), to the input pixel's first channel or, for padding, to
+// `padding` (a buffer of input-zero-point bytes as long as a pixel).
+void conv_indirection(const ConvGeometry& g, const uint8_t* input, const uint8_t* padding, size_t pixel_begin,
+                      size_t pixel_end, const uint8_t** out);
+
+}  // namespace kernels
+}  // namespace qtorch

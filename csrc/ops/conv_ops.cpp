@@ -1,0 +1,400 @@
+// conv2d / conv2d_relu on uint8 activations (NCHW-contiguous or channels_last,
+// computed NHWC) with int8 weights packed once by conv2d_prepack:
+//   - depthwise (groups > 1, one input channel per group, any channel
+//     multiplier): the depthwise kernels over an indirection buffer;
+//   - everything else: the GEMM per group, with A = the NHWC input itself for
+//     1x1/stride 1/no padding, else im2col rows gathered a tile of output pixels
+//     at a time into a per-thread buffer (implicit GEMM, never the whole matrix).
+// The output is uint8 in channels_last, requantized with the GEMM's output
+// pipeline (gemm.h), which the depthwise kernels reproduce.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
+#include "checks.h"
+#include "conv/conv_geometry.h"
+#include "depthwise/depthwise.h"
+#include "gemm/gemm.h"
+
+namespace qtorch {
+namespace ops {
+namespace {
+
+using kernels::ConvGeometry;
+
+// Depthwise layers get their own kernels and weight layout: every group sees
+// one input channel. groups == 1 with a single input channel is a GEMM.
+bool is_depthwise(int64_t in_channels_per_group, int64_t groups) { return groups > 1 && in_channels_per_group == 1; }
+
+void check_pair(at::IntArrayRef values, const char* arg, int64_t min_value, const char* what) {
+  TORCH_CHECK_VALUE(values.size() == 2, arg, " must have 2 values (height, width), got ", values.size());
+  TORCH_CHECK_VALUE(values[0] >= min_value && values[1] >= min_value, arg, " must be ", what, ", got ", values);
+}
+
+// Everything about one call that does not need the data.
+struct ConvPlan {
+  int64_t batch, in_channels, in_h, in_w;
+  int64_t out_channels, out_h, out_w;
+  int64_t groups;
+  ConvGeometry geometry;
+};
+
+ConvPlan plan_conv(const at::Tensor& input, int64_t out_channels, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                   at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups) {
+  check_dtype(input, at::kByte, "input");
+  TORCH_CHECK_VALUE(input.dim() == 4, "input must be a 4-d tensor (N, C, H, W), got a ", input.dim(),
+                    "-d tensor of shape ", input.sizes());
+  check_pair(kernel_size, "kernel_size", 1, "positive");
+  check_pair(stride, "stride", 1, "positive");
+  check_pair(padding, "padding", 0, "non-negative");
+  check_pair(dilation, "dilation", 1, "positive");
+  TORCH_CHECK_VALUE(groups >= 1, "groups must be positive, got ", groups);
+  ConvPlan p;
+  p.batch = input.size(0);
+  p.in_channels = input.size(1);
+  p.in_h = input.size(2);
+  p.in_w = input.size(3);
+  p.out_channels = out_channels;
+  p.groups = groups;
+  TORCH_CHECK_VALUE(p.in_channels % groups == 0, "input channels (", p.in_channels,
+                    ") must be divisible by groups (", groups, ")");
+  TORCH_CHECK_VALUE(out_channels % groups == 0, "output channels (", out_channels, ") must be divisible by groups (",
+                    groups, ")");
+  const int64_t sizes[2] = {p.in_h, p.in_w};
+  int64_t out[2];
+  for (int d = 0; d < 2; ++d) {
+    const int64_t padded = sizes[d] + 2 * padding[d];
+    const int64_t window = dilation[d] * (kernel_size[d] - 1) + 1;
+    TORCH_CHECK_VALUE(window <= padded, "kernel_size ", kernel_size, " with dilation ", dilation,
+                      " spans more than the padded input (", sizes[0] + 2 * padding[0], ", ",
+                      sizes[1] + 2 * padding[1], ")");
+    out[d] = (padded - window) / stride[d] + 1;
+  }
+  p.out_h = out[0];
+  p.out_w = out[1];
+  auto u = [](int64_t v) { return static_cast<size_t>(v); };
+  p.geometry = ConvGeometry{u(p.batch),         u(p.in_h),          u(p.in_w),        u(p.in_channels),
+                            u(p.out_h),         u(p.out_w),         u(kernel_size[0]), u(kernel_size[1]),
+                            u(stride[0]),       u(stride[1]),       u(padding[0]),    u(padding[1]),
+                            u(dilation[0]),     u(dilation[1])};
+  return p;
+}
+
+at::Tensor empty_output(const ConvPlan& p, const at::TensorOptions& options) {
+  return at::empty({p.batch, p.out_channels, p.out_h, p.out_w},
+                   options.dtype(at::kByte).memory_format(at::MemoryFormat::ChannelsLast));
+}
+
+// Weight quantization parameters: one (per tensor) or out_channels values.
+struct WeightParams {
+  at::Tensor scales;       // float32
+  at::Tensor zero_points;  // int32
+  bool per_channel;
+};
+
+WeightParams check_weight_params(const at::Tensor& scales, const at::Tensor& zero_points, int64_t out_channels) {
+  const int64_t n = scales.numel();
+  TORCH_CHECK_VALUE(n == 1 || n == out_channels, "weight_scales must hold 1 value (per tensor) or ", out_channels,
+                    " (one per output channel), got ", n);
+  const ChannelParams c = check_channel_params(scales.reshape({-1}), zero_points.reshape({-1}), n, at::kChar);
+  return {c.scales, c.zero_points, n > 1};
+}
+
+std::tuple<at::Tensor, at::Tensor> conv2d_prepack(const at::Tensor& weight, const at::Tensor& weight_zero_points,
+                                                  int64_t groups) {
+  check_dtype(weight, at::kChar, "weight");
+  TORCH_CHECK_VALUE(weight.dim() == 4, "weight must be a 4-d tensor (out_channels, in_channels / groups, kernel_h, ",
+                    "kernel_w), got shape ", weight.sizes());
+  TORCH_CHECK_VALUE(groups >= 1, "groups must be positive, got ", groups);
+  const int64_t out_channels = weight.size(0), per_group = weight.size(1);
+  TORCH_CHECK_VALUE(out_channels % groups == 0, "weight's out_channels (", out_channels,
+                    ") must be divisible by groups (", groups, ")");
+  TORCH_CHECK_VALUE(weight.numel() > 0, "weight must not be empty, got shape ", weight.sizes());
+  const int64_t zp_count = weight_zero_points.numel();
+  TORCH_CHECK_VALUE(zp_count == 1 || zp_count == out_channels, "weight_zero_points must hold 1 value or ",
+                    out_channels, ", got ", zp_count);
+  const at::Tensor zp_flat = weight_zero_points.reshape({-1});
+  const at::Tensor zps = check_channel_params(at::ones({zp_count}, at::kFloat), zp_flat, zp_count, at::kChar)
+                             .zero_points.expand({out_channels})
+                             .contiguous();
+  const int64_t taps = weight.size(2) * weight.size(3);
+  at::Tensor sums = at::empty({out_channels}, at::kInt);
+  int32_t* sums_out = sums.data_ptr<int32_t>();
+  if (is_depthwise(per_group, groups)) {
+    // One packed set per channel multiplier index j, covering output channels
+    // g * multiplier + j for every input channel g.
+    const int64_t channels = groups, multiplier = out_channels / groups;
+    const int64_t set_size = int64_t(kernels::depthwise_packed_size(channels, taps));
+    at::Tensor packed = at::empty({multiplier, set_size}, at::kShort);
+    const at::Tensor w = weight.reshape({channels, multiplier, taps}).transpose(0, 1).contiguous();
+    const at::Tensor z = zps.reshape({channels, multiplier}).t().contiguous();
+    std::vector<int32_t> set_sums(channels);
+    for (int64_t j = 0; j < multiplier; ++j) {
+      kernels::depthwise_pack(channels, taps, w[j].const_data_ptr<int8_t>(), z[j].const_data_ptr<int32_t>(),
+                              packed[j].data_ptr<int16_t>(), set_sums.data());
+      for (int64_t g = 0; g < channels; ++g) sums_out[g * multiplier + j] = set_sums[g];
+    }
+    return {packed, sums};
+  }
+  // GEMM weight: B[n][k] with k ordered (kh, kw, c) like an NHWC im2col row.
+  const int64_t k = taps * per_group, n = out_channels / groups;
+  TORCH_CHECK_VALUE(k <= int64_t(kernels::kMaxGemmK), "kernel_h * kernel_w * in_channels / groups must be at most ",
+                    kernels::kMaxGemmK, ", got ", k);
+  const at::Tensor b = weight.permute({0, 2, 3, 1}).contiguous();
+  const int64_t group_size = int64_t(kernels::packed_b_size(n, k));
+  at::Tensor packed = at::empty({groups, group_size}, at::kChar);
+  for (int64_t g = 0; g < groups; ++g) {
+    kernels::pack_b(n, k, b.const_data_ptr<int8_t>() + g * n * k, k, packed[g].data_ptr<int8_t>(), sums_out + g * n);
+  }
+  return {packed, sums};
+}
+
+std::tuple<at::Tensor, at::Tensor> conv2d_prepack_meta(const at::Tensor& weight, const at::Tensor&, int64_t groups) {
+  check_dtype(weight, at::kChar, "weight");
+  TORCH_CHECK_VALUE(weight.dim() == 4 && groups >= 1 && weight.size(0) % groups == 0,
+                    "weight must be (out_channels, in_channels / groups, kernel_h, kernel_w) with out_channels ",
+                    "divisible by groups, got shape ", weight.sizes(), " and groups ", groups);
+  const int64_t out_channels = weight.size(0), taps = weight.size(2) * weight.size(3);
+  const at::TensorOptions meta = weight.options();
+  at::Tensor sums = at::empty({out_channels}, meta.dtype(at::kInt));
+  if (is_depthwise(weight.size(1), groups)) {
+    return {at::empty({out_channels / groups, int64_t(kernels::depthwise_packed_size(groups, taps))},
+                      meta.dtype(at::kShort)),
+            sums};
+  }
+  const int64_t n = out_channels / groups, k = taps * weight.size(1);
+  return {at::empty({groups, int64_t(kernels::packed_b_size(n, k))}, meta.dtype(at::kChar)), sums};
+}
+
+struct ConvArgs {
+  float input_scale;
+  int32_t input_zero_point;
+  float output_scale;
+  int32_t output_zero_point;
+  bool relu;
+};
+
+void conv_depthwise(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, const int32_t* sums,
+                    const WeightParams& wp, const float* bias, const ConvArgs& a, uint8_t* y) {
+  const int64_t channels = p.in_channels, multiplier = p.out_channels / p.groups;
+  const size_t taps = p.geometry.taps();
+  TORCH_CHECK_VALUE(packed.scalar_type() == at::kShort && packed.dim() == 2 && packed.size(0) == multiplier &&
+                        packed.size(1) == int64_t(kernels::depthwise_packed_size(channels, taps)),
+                    "packed_weight does not match a depthwise conv2d with ", channels, " channels, multiplier ",
+                    multiplier, " and kernel of ", taps, " taps: pack it with conv2d_prepack");
+  // Requantization constants per packed set, in its channel order (set j,
+  // channel g is output channel g * multiplier + j); float steps as gemm_channel.
+  std::vector<int32_t> offsets(p.out_channels);
+  std::vector<float> multipliers(p.out_channels), biases(p.out_channels);
+  const float* scales = wp.scales.const_data_ptr<float>();
+  for (int64_t j = 0; j < multiplier; ++j) {
+    for (int64_t g = 0; g < channels; ++g) {
+      const int64_t oc = g * multiplier + j, at = j * channels + g;
+      const float ab = a.input_scale * scales[wp.per_channel ? oc : 0];
+      multipliers[at] = ab / a.output_scale;
+      biases[at] = bias ? bias[oc] / ab : 0.f;
+      offsets[at] = -a.input_zero_point * sums[oc];
+    }
+  }
+  const std::vector<uint8_t> padding(channels, uint8_t(a.input_zero_point));
+  const kernels::DepthwiseFn fn = kernels::depthwise_select(kernels::depthwise_ukernels(), taps);
+  const int16_t* weights = packed.const_data_ptr<int16_t>();
+  const size_t set_size = size_t(packed.size(1));
+  const int32_t out_min = a.relu ? a.output_zero_point : 0;
+  const int64_t rows = p.batch * p.out_h, width = p.out_w;
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width * channels * int64_t(taps) / 64));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    std::vector<const uint8_t*> indirection(width * taps);
+    std::vector<uint8_t> scratch(multiplier > 1 ? width * channels : 0);
+    for (int64_t row = begin; row < end; ++row) {
+      kernels::conv_indirection(p.geometry, x, padding.data(), row * width, (row + 1) * width, indirection.data());
+      uint8_t* out = y + row * width * p.out_channels;
+      for (int64_t j = 0; j < multiplier; ++j) {
+        const kernels::DepthwiseRequant rq{offsets.data() + j * channels, multipliers.data() + j * channels,
+                                           biases.data() + j * channels, a.output_zero_point, out_min, 255};
+        if (multiplier == 1) {
+          fn(width, channels, taps, indirection.data(), weights, rq, out, p.out_channels);
+          continue;
+        }
+        fn(width, channels, taps, indirection.data(), weights + j * set_size, rq, scratch.data(), channels);
+        for (int64_t ow = 0; ow < width; ++ow) {
+          for (int64_t g = 0; g < channels; ++g) {
+            out[ow * p.out_channels + g * multiplier + j] = scratch[ow * channels + g];
+          }
+        }
+      }
+    }
+  });
+}
+
+void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, const int32_t* sums,
+               const WeightParams& wp, const float* bias, const ConvArgs& a, uint8_t* y) {
+  const ConvGeometry& g = p.geometry;
+  const int64_t group_in = p.in_channels / p.groups, group_out = p.out_channels / p.groups;
+  const size_t k = g.taps() * size_t(group_in);
+  const int64_t group_size = int64_t(kernels::packed_b_size(group_out, k));
+  TORCH_CHECK_VALUE(packed.scalar_type() == at::kChar && packed.dim() == 2 && packed.size(0) == p.groups &&
+                        packed.size(1) == group_size,
+                    "packed_weight does not match a conv2d with ", p.groups, " groups of ", group_in, " -> ",
+                    group_out, " channels and a kernel of ", g.taps(), " taps: pack it with conv2d_prepack");
+  // 1x1, stride 1, no padding: the NHWC input is the GEMM's A, rows of
+  // in_channels bytes. Otherwise im2col rows, a tile at a time.
+  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
+                      g.pad_w == 0;
+  const int64_t pixels = int64_t(g.out_pixels());
+  // Gathered tiles stay within ~128 KiB (L2) so the GEMM re-reads them from cache.
+  const int64_t tile = direct ? 192 : std::max<int64_t>(12, std::min<int64_t>(192, (128 << 10) / int64_t(k)) / 6 * 6);
+  const int64_t tiles = (pixels + tile - 1) / tile;
+  // Split output channels too when tiles alone would leave threads idle.
+  const int64_t blocks = (group_out + 15) / 16;
+  const int64_t threads = at::get_num_threads();
+  int64_t n_chunks = 1;
+  if (tiles * p.groups < 2 * threads) n_chunks = std::min(blocks, (2 * threads + tiles * p.groups - 1) / (tiles * p.groups));
+  const int64_t blocks_per_chunk = (blocks + n_chunks - 1) / n_chunks;
+  n_chunks = (blocks + blocks_per_chunk - 1) / blocks_per_chunk;
+
+  bool any_weight_zp = false;
+  const int32_t* zps = wp.zero_points.const_data_ptr<int32_t>();
+  for (int64_t i = 0; i < wp.zero_points.numel(); ++i) any_weight_zp |= zps[i] != 0;
+  const float* scales = wp.scales.const_data_ptr<float>();
+  const kernels::GemmFn gemm = kernels::gemm_ukernels().gemm_u8s8;
+  const int8_t* weights = packed.const_data_ptr<int8_t>();
+  const int64_t tasks = tiles * p.groups * n_chunks;
+  at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> rows(direct ? 0 : size_t(tile) * k);
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t chunk = task % n_chunks, group = task / n_chunks % p.groups, t = task / n_chunks / p.groups;
+      const int64_t m0 = t * tile, m = std::min(tile, pixels - m0);
+      const size_t n_begin = size_t(chunk * blocks_per_chunk * 16);
+      const size_t n_end = std::min<size_t>(size_t(group_out), n_begin + size_t(blocks_per_chunk) * 16);
+      kernels::OutputPipeline out;
+      out.a_zero_point = a.input_zero_point;
+      out.a_scale = a.input_scale;
+      const int64_t channel0 = group * group_out;
+      out.b_scales = scales + (wp.per_channel ? channel0 : 0);
+      out.b_zero_points = any_weight_zp ? zps + (wp.per_channel ? channel0 : 0) : nullptr;
+      out.b_per_channel = wp.per_channel;
+      out.bias = bias ? bias + channel0 : nullptr;
+      out.c_scale = a.output_scale;
+      out.c_zero_point = a.output_zero_point;
+      out.relu = a.relu;
+      out.output = kernels::GemmOutput::kUint8;
+      const kernels::PackedB b{weights + group * group_size, sums + channel0, size_t(group_out), k};
+      const uint8_t* a_rows;
+      size_t lda;
+      if (direct) {
+        a_rows = x + m0 * p.in_channels + group * group_in;
+        lda = size_t(p.in_channels);
+      } else {
+        kernels::im2col_rows(g, x, size_t(group * group_in), size_t(group_in), uint8_t(a.input_zero_point),
+                             size_t(m0), size_t(m0 + m), rows.data(), k);
+        a_rows = rows.data();
+        lda = k;
+      }
+      gemm(size_t(m), n_begin, n_end, a_rows, lda, b, out, y + m0 * p.out_channels + channel0,
+           size_t(p.out_channels));
+    }
+  });
+}
+
+at::Tensor conv2d_impl(const at::Tensor& input, double input_scale, int64_t input_zero_point,
+                       const at::Tensor& packed_weight, const at::Tensor& weight_sums, const at::Tensor& weight_scales,
+                       const at::Tensor& weight_zero_points, const c10::optional<at::Tensor>& bias,
+                       at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, int64_t groups, double output_scale, int64_t output_zero_point,
+                       bool relu) {
+  check_dtype(weight_sums, at::kInt, "weight_sums");
+  TORCH_CHECK_VALUE(weight_sums.dim() == 1, "weight_sums must be 1-d (one per output channel), got shape ",
+                    weight_sums.sizes());
+  const int64_t out_channels = weight_sums.numel();
+  const ConvPlan p = plan_conv(input, out_channels, kernel_size, stride, padding, dilation, groups);
+  check_scale(input_scale, "input_scale");
+  check_zero_point(input_zero_point, at::kByte, "input_zero_point");
+  check_scale(output_scale, "output_scale");
+  check_zero_point(output_zero_point, at::kByte, "output_zero_point");
+  const WeightParams wp = check_weight_params(weight_scales, weight_zero_points, out_channels);
+  at::Tensor bias_f;
+  if (bias.has_value() && bias->defined()) {
+    check_float_input(*bias, "bias");
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->numel() == out_channels, "bias must be 1-d with ", out_channels,
+                      " values (one per output channel), got shape ", bias->sizes());
+    bias_f = bias->contiguous();
+  }
+  const at::Tensor packed = packed_weight.contiguous();
+  const at::Tensor sums = weight_sums.contiguous();
+  at::Tensor y = empty_output(p, input.options());
+  if (y.numel() == 0) return y;
+  const at::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
+  const ConvArgs a{static_cast<float>(input_scale), int32_t(input_zero_point), static_cast<float>(output_scale),
+                   int32_t(output_zero_point), relu};
+  const float* bias_data = bias_f.defined() ? bias_f.const_data_ptr<float>() : nullptr;
+  if (is_depthwise(p.in_channels / groups, groups)) {
+    conv_depthwise(p, x.const_data_ptr<uint8_t>(), packed, sums.const_data_ptr<int32_t>(), wp, bias_data, a,
+                   y.data_ptr<uint8_t>());
+  } else {
+    conv_gemm(p, x.const_data_ptr<uint8_t>(), packed, sums.const_data_ptr<int32_t>(), wp, bias_data, a,
+              y.data_ptr<uint8_t>());
+  }
+  return y;
+}
+
+at::Tensor conv2d(const at::Tensor& input, double input_scale, int64_t input_zero_point,
+                  const at::Tensor& packed_weight, const at::Tensor& weight_sums, const at::Tensor& weight_scales,
+                  const at::Tensor& weight_zero_points, const c10::optional<at::Tensor>& bias,
+                  at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                  at::IntArrayRef dilation, int64_t groups, double output_scale, int64_t output_zero_point) {
+  return conv2d_impl(input, input_scale, input_zero_point, packed_weight, weight_sums, weight_scales,
+                     weight_zero_points, bias, kernel_size, stride, padding, dilation, groups, output_scale,
+                     output_zero_point, false);
+}
+
+at::Tensor conv2d_relu(const at::Tensor& input, double input_scale, int64_t input_zero_point,
+                       const at::Tensor& packed_weight, const at::Tensor& weight_sums, const at::Tensor& weight_scales,
+                       const at::Tensor& weight_zero_points, const c10::optional<at::Tensor>& bias,
+                       at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, int64_t groups, double output_scale, int64_t output_zero_point) {
+  return conv2d_impl(input, input_scale, input_zero_point, packed_weight, weight_sums, weight_scales,
+                     weight_zero_points, bias, kernel_size, stride, padding, dilation, groups, output_scale,
+                     output_zero_point, true);
+}
+
+// Fake (meta) kernel: the output's shape, dtype and memory format.
+at::Tensor conv2d_meta(const at::Tensor& input, double, int64_t, const at::Tensor&, const at::Tensor& weight_sums,
+                       const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&,
+                       at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, int64_t groups, double, int64_t) {
+  const ConvPlan p = plan_conv(input, weight_sums.numel(), kernel_size, stride, padding, dilation, groups);
+  return empty_output(p, input.options());
+}
+
+// The shared argument list of conv2d and conv2d_relu.
+#define QTORCH_CONV_SCHEMA_ARGS                                                                      \
+  "(Tensor input, float input_scale, int input_zero_point, Tensor packed_weight, Tensor weight_sums, "  \
+  "Tensor weight_scales, Tensor weight_zero_points, Tensor? bias, int[2] kernel_size, int[2] stride, " \
+  "int[2] padding, int[2] dilation, int groups, float output_scale, int output_zero_point) -> Tensor"
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(qtorch, m) {
+  m.def("conv2d_prepack(Tensor weight, Tensor weight_zero_points, int groups) -> (Tensor, Tensor)");
+  m.def("conv2d" QTORCH_CONV_SCHEMA_ARGS);
+  m.def("conv2d_relu" QTORCH_CONV_SCHEMA_ARGS);
+}
+
+TORCH_LIBRARY_IMPL(qtorch, CPU, m) {
+  m.impl("conv2d_prepack", &conv2d_prepack);
+  m.impl("conv2d", &conv2d);
+  m.impl("conv2d_relu", &conv2d_relu);
+}
+
+TORCH_LIBRARY_IMPL(qtorch, Meta, m) {
+  m.impl("conv2d_prepack", &conv2d_prepack_meta);
+  m.impl("conv2d", &conv2d_meta);
+  m.impl("conv2d_relu", &conv2d_meta);
+}
+
+}  // namespace ops
+}  // namespace qtorch
