@@ -1,0 +1,353 @@
+"""Quantized conv2d: ops against a float reference and torch's native quantized conv, every ISA
+path bit-identical, modules (eager, scripted, from_float), and bad input."""
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import qtorch
+import qtorch.nn.intrinsic.quantized as nniq
+import qtorch.nn.quantized as nnq
+from qtorch._ops import ops
+
+# (batch, in_channels, height, width, out_channels, kernel, stride, padding, dilation, groups)
+CASES = [
+    (1, 3, 1, 1, 5, 1, 1, 0, 1, 1),       # 1x1 image
+    (1, 3, 1, 1, 5, 3, 1, 1, 1, 1),       # kernel larger than the image, padded
+    (1, 4, 2, 3, 6, 5, 1, 2, 1, 1),
+    (2, 1, 9, 9, 4, 3, 1, 1, 1, 1),       # one input channel
+    (1, 17, 7, 6, 17, 3, 2, 1, 1, 1),     # odd channels, stride 2 on odd sizes
+    (1, 1000, 3, 3, 24, 1, 1, 0, 1, 1),   # many input channels, 1x1 as direct GEMM
+    (1, 16, 2, 3, 1000, 1, 1, 0, 1, 1),   # many output channels
+    (2, 16, 7, 7, 32, 1, 2, 0, 1, 1),     # 1x1 stride 2 (gathered)
+    (1, 12, 8, 8, 18, 3, 1, 1, 1, 3),     # grouped
+    (1, 32, 9, 9, 32, 3, 1, 1, 1, 32),    # depthwise 3x3
+    (1, 33, 11, 11, 33, 3, 2, 1, 1, 33),  # depthwise stride 2, odd sizes and channels
+    (1, 20, 9, 9, 20, 5, 2, 2, 1, 20),    # depthwise 5x5 stride 2
+    (1, 48, 10, 10, 48, 5, 1, 2, 1, 48),  # depthwise 5x5 stride 1
+    (1, 8, 7, 7, 16, 3, 1, 1, 1, 8),      # depthwise, channel multiplier 2
+    (1, 3, 6, 6, 9, 3, 1, 0, 1, 3),       # depthwise, multiplier 3, no padding
+    (1, 8, 10, 10, 16, 3, 1, 2, 2, 1),    # dilation 2
+    (1, 16, 10, 9, 16, 3, 1, 2, 2, 16),   # depthwise dilation 2
+    (1, 16, 9, 7, 24, 3, 2, 1, 1, 1),     # stride 2 on odd sizes
+    (4, 8, 6, 6, 8, 3, 1, 1, 1, 1),       # batch 4
+    (4, 24, 5, 5, 24, 3, 1, 1, 1, 24),    # depthwise batch 4
+    (1, 6, 5, 7, 4, 2, 3, 1, 1, 2),       # even kernel, stride 3
+]
+
+
+def case_id(case):
+    n, c, h, w, oc, k, s, p, d, g = case
+    return f"n{n}c{c}x{h}x{w}-oc{oc}-k{k}s{s}p{p}d{d}g{g}"
+
+
+def make_weight(oc, c_per_group, k, per_channel, weight_zero_points):
+    w = torch.randint(-128, 128, (oc, c_per_group, k, k), dtype=torch.int8)
+    n = oc if per_channel else 1
+    scales = torch.rand(n) * 0.02 + 0.002
+    zps = torch.randint(-20, 21, (n,), dtype=torch.int32) if weight_zero_points else torch.zeros(n, dtype=torch.int32)
+    return w, scales, zps
+
+
+def float_reference(x, sx, zx, w, ws, wz, bias, stride, padding, dilation, groups):
+    """F.conv2d on dequantized values (float64, so the reference itself rounds once)."""
+    xf = (x.double() - zx) * sx
+    shape = (-1, 1, 1, 1)
+    wf = (w.double() - wz.double().view(shape)) * ws.double().view(shape)
+    return F.conv2d(xf, wf, None if bias is None else bias.double(), stride, padding, dilation, groups)
+
+
+def output_params(ref):
+    lo, hi = min(ref.min().item(), 0.0), max(ref.max().item(), 0.0)
+    sy = max((hi - lo) / 255, 1e-4)
+    return sy, int(min(255, max(0, round(-lo / sy))))
+
+
+def quantize_reference(ref, sy, zy, relu):
+    q = torch.clamp(torch.round(ref / sy) + zy, 0, 255)
+    return torch.clamp(q, min=zy) if relu else q
+
+
+def run_conv(x, sx, zx, w, ws, wz, bias, stride, padding, dilation, groups, sy, zy, relu=False):
+    packed, sums = ops.conv2d_prepack(w, wz, groups)
+    op = ops.conv2d_relu if relu else ops.conv2d
+    k = list(w.shape[2:])
+    return op(x, sx, zx, packed, sums, ws, wz, bias, k, [stride] * 2, [padding] * 2, [dilation] * 2, groups, sy, zy)
+
+
+def random_problem(case, per_channel, weight_zero_points=False, channels_last=False):
+    n, c, h, wd, oc, k, s, p, d, g = case
+    x = torch.randint(0, 256, (n, c, h, wd), dtype=torch.uint8)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    sx, zx = float(torch.rand(1) * 0.05 + 0.01), int(torch.randint(0, 256, (1,)))
+    w, ws, wz = make_weight(oc, c // g, k, per_channel, weight_zero_points)
+    bias = torch.randn(oc) * 2
+    return x, sx, zx, w, ws, wz, bias, s, p, d, g
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_conv2d_matches_float_reference_on_every_isa(case):
+    per_channel = bool(torch.randint(0, 2, (1,)))
+    relu = bool(torch.randint(0, 2, (1,)))
+    x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem(
+        case, per_channel, weight_zero_points=bool(torch.randint(0, 2, (1,))),
+        channels_last=bool(torch.randint(0, 2, (1,))))
+    ref = float_reference(x, sx, zx, w, ws, wz, bias, s, p, d, g)
+    sy, zy = output_params(ref)
+    want = quantize_reference(ref, sy, zy, relu)
+    results = {}
+    for isa in qtorch.supported_isas():
+        with qtorch.kernel_isa_scope(isa):
+            y = run_conv(x, sx, zx, w, ws, wz, bias, s, p, d, g, sy, zy, relu)
+        assert y.dtype == torch.uint8 and y.shape == want.shape
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        assert (y.double() - want).abs().max().item() <= 1, isa
+        results[isa] = y
+    for isa, y in results.items():
+        assert torch.equal(y, results["scalar"]), f"{isa} differs from scalar"
+
+
+def test_depthwise_equals_grouped_gemm_bits():
+    """The depthwise kernels reproduce the GEMM's output pipeline: the same layer run as a
+    GEMM (by splitting channels so each group sees two) agrees where it is the same math."""
+    x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem((1, 32, 9, 9, 32, 3, 1, 1, 1, 32), True)
+    ref = float_reference(x, sx, zx, w, ws, wz, bias, s, p, d, g)
+    sy, zy = output_params(ref)
+    depthwise = run_conv(x, sx, zx, w, ws, wz, bias, s, p, d, g, sy, zy)
+    # groups=16 with two input channels per group and a weight that is zero on the other channel.
+    w2 = torch.zeros(32, 2, 3, 3, dtype=torch.int8)
+    for oc in range(32):
+        w2[oc, oc % 2] = w[oc, 0]
+    grouped = run_conv(x, sx, zx, w2, ws, wz, bias, s, p, d, 16, sy, zy)
+    assert torch.equal(depthwise, grouped)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv2d_independent_of_thread_count(threads):
+    x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem((2, 24, 13, 11, 40, 3, 1, 1, 1, 1), True)
+    ref = float_reference(x, sx, zx, w, ws, wz, bias, s, p, d, g)
+    sy, zy = output_params(ref)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run_conv(x, sx, zx, w, ws, wz, bias, s, p, d, g, sy, zy)
+        torch.set_num_threads(threads)
+        many = run_conv(x, sx, zx, w, ws, wz, bias, s, p, d, g, sy, zy)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, many)
+
+
+def native_conv(x, sx, zx, w, ws, wz, bias, stride, padding, dilation, groups, sy, zy, relu):
+    oc, cg, kh, kw = w.shape
+    cls = torch.ao.nn.intrinsic.quantized.ConvReLU2d if relu else torch.ao.nn.quantized.Conv2d
+    mod = cls(cg * groups, oc, (kh, kw), stride, padding, dilation, groups, True)
+    if ws.numel() > 1:
+        qw = torch._make_per_channel_quantized_tensor(w, ws.double(), wz.long(), 0)
+    else:
+        qw = torch._make_per_tensor_quantized_tensor(w, float(ws), int(wz))
+    mod.set_weight_bias(qw, bias)
+    mod.scale, mod.zero_point = sy, zy
+    qx = torch._make_per_tensor_quantized_tensor(x, sx, zx).contiguous(memory_format=torch.channels_last)
+    return mod(qx).int_repr()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[1] < 1000 and c[4] < 1000], ids=case_id)
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_conv2d_matches_native(case, per_channel, native):
+    relu = bool(torch.randint(0, 2, (1,)))
+    x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem(case, per_channel)
+    ref = float_reference(x, sx, zx, w, ws, wz, bias, s, p, d, g)
+    sy, zy = output_params(ref)
+    ours = run_conv(x, sx, zx, w, ws, wz, bias, s, p, d, g, sy, zy, relu)
+    theirs = native_conv(x, sx, zx, w, ws, wz, bias, s, p, d, g, sy, zy, relu)
+    assert (ours.int() - theirs.int()).abs().max().item() <= 1
+
+
+def test_meta_kernel_shapes():
+    x = torch.empty(2, 8, 11, 9, dtype=torch.uint8, device="meta")
+    w = torch.empty(16, 4, 3, 3, dtype=torch.int8, device="meta")
+    packed, sums = ops.conv2d_prepack(w, torch.zeros(1, dtype=torch.int32, device="meta"), 2)
+    y = ops.conv2d(x, 0.1, 3, packed, sums, torch.ones(16, device="meta"), torch.zeros(16, dtype=torch.int32,
+                   device="meta"), None, [3, 3], [2, 2], [1, 1], [1, 1], 2, 0.2, 4)
+    assert y.shape == (2, 16, 6, 5) and y.dtype == torch.uint8 and y.device.type == "meta"
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    real_packed, real_sums = ops.conv2d_prepack(torch.zeros(16, 4, 3, 3, dtype=torch.int8),
+                                                torch.zeros(1, dtype=torch.int32), 2)
+    assert packed.shape == real_packed.shape and packed.dtype == real_packed.dtype and sums.shape == real_sums.shape
+
+
+# --- bad input --------------------------------------------------------------------------------------
+
+def good_args(**override):
+    w = torch.randint(-128, 128, (8, 4, 3, 3), dtype=torch.int8)
+    packed, sums = ops.conv2d_prepack(w, torch.zeros(1, dtype=torch.int32), 1)
+    args = dict(input=torch.randint(0, 256, (1, 4, 6, 6), dtype=torch.uint8), input_scale=0.1,
+                input_zero_point=3, packed_weight=packed, weight_sums=sums, weight_scales=torch.ones(8) * 0.01,
+                weight_zero_points=torch.zeros(8, dtype=torch.int32), bias=None, kernel_size=[3, 3],
+                stride=[1, 1], padding=[1, 1], dilation=[1, 1], groups=1, output_scale=0.2,
+                output_zero_point=5)
+    args.update(override)
+    return args
+
+
+def test_good_args_run():
+    assert ops.conv2d(**good_args()).shape == (1, 8, 6, 6)
+
+
+@pytest.mark.parametrize("override, error, match", [
+    (dict(input=torch.randint(0, 256, (1, 5, 6, 6), dtype=torch.uint8)), ValueError, "packed_weight"),
+    (dict(groups=3), ValueError, "divisible by groups"),
+    (dict(padding=[-1, 1]), ValueError, "padding"),
+    (dict(stride=[0, 1]), ValueError, "stride"),
+    (dict(dilation=[1, 0]), ValueError, "dilation"),
+    (dict(input=torch.randint(0, 256, (1, 4, 2, 2), dtype=torch.uint8), padding=[0, 0]), ValueError,
+     "padded input"),
+    (dict(input=torch.randint(0, 256, (1, 4, 3, 3), dtype=torch.uint8), padding=[0, 0], dilation=[2, 2]),
+     ValueError, "padded input"),
+    (dict(input=torch.randint(-128, 127, (1, 4, 6, 6), dtype=torch.int8)), TypeError, "input"),
+    (dict(input=torch.rand(1, 4, 6, 6)), TypeError, "input"),
+    (dict(input=torch.randint(0, 256, (4, 6, 6), dtype=torch.uint8)), ValueError, "4-d"),
+    (dict(input=torch.randint(0, 256, (1, 4, 6, 6, 2), dtype=torch.uint8)), ValueError, "4-d"),
+    (dict(input_scale=0.0), ValueError, "input_scale"),
+    (dict(input_zero_point=256), ValueError, "input_zero_point"),
+    (dict(output_zero_point=-1), ValueError, "output_zero_point"),
+    (dict(weight_scales=torch.ones(3)), ValueError, "weight_scales"),
+    (dict(bias=torch.ones(7)), ValueError, "bias"),
+    (dict(bias=torch.ones(8, dtype=torch.float64)), TypeError, "bias"),
+    (dict(kernel_size=[5, 5]), ValueError, "packed_weight"),
+])
+def test_bad_input_is_a_clear_error(override, error, match):
+    with pytest.raises(error, match=match):
+        ops.conv2d(**good_args(**override))
+
+
+def test_prepack_bad_input():
+    with pytest.raises(TypeError, match="weight"):
+        ops.conv2d_prepack(torch.zeros(8, 4, 3, 3), torch.zeros(1, dtype=torch.int32), 1)
+    with pytest.raises(ValueError, match="4-d"):
+        ops.conv2d_prepack(torch.zeros(8, 4, 3, dtype=torch.int8), torch.zeros(1, dtype=torch.int32), 1)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        ops.conv2d_prepack(torch.zeros(8, 4, 3, 3, dtype=torch.int8), torch.zeros(1, dtype=torch.int32), 3)
+    with pytest.raises(ValueError, match="weight_zero_points"):
+        ops.conv2d_prepack(torch.zeros(8, 4, 3, 3, dtype=torch.int8), torch.zeros(3, dtype=torch.int32), 1)
+
+
+def test_module_construction_errors():
+    with pytest.raises(ValueError, match="padding_mode"):
+        nnq.Conv2d(3, 8, 3, padding_mode="reflect")
+    with pytest.raises(ValueError, match="groups"):
+        nnq.Conv2d(6, 8, 3, groups=4)
+    with pytest.raises(ValueError, match="padding"):
+        nnq.Conv2d(3, 8, 3, padding=-1)
+
+
+# --- modules ----------------------------------------------------------------------------------------
+
+def calibrated(mod, qconfig, x):
+    mod.eval()
+    mod.qconfig = qconfig
+    mod.activation_post_process = qconfig.activation()
+    with torch.no_grad():
+        mod.activation_post_process(mod(x))
+    return mod
+
+
+def qconfigs():
+    from torch.ao.quantization import get_default_qconfig
+    return {"per_channel": get_default_qconfig("x86"), "per_tensor": torch.ao.quantization.default_qconfig}
+
+
+def input_qparams(x):
+    lo, hi = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    sx = (hi - lo) / 255
+    return sx, int(round(-lo / sx))
+
+
+@pytest.mark.parametrize("scheme", ["per_channel", "per_tensor"])
+@pytest.mark.parametrize("groups, kernel, stride", [(1, 3, 1), (2, 1, 1), (8, 3, 2), (8, 5, 1)])
+def test_module_from_float_matches_native(scheme, groups, kernel, stride, native):
+    x = torch.randn(2, 8, 9, 9)
+    float_conv = calibrated(nn.Conv2d(8, 16, kernel, stride, kernel // 2, groups=groups), qconfigs()[scheme], x)
+    sx, zx = input_qparams(x)
+    ours = nnq.Conv2d.from_float(float_conv)
+    ours.set_input_qparams(sx, zx)
+    theirs = torch.ao.nn.quantized.Conv2d.from_float(float_conv)
+    xq = ops.quantize_per_tensor(x, sx, zx, torch.uint8)
+    y = torch.jit.script(ours)(xq)
+    y_native = theirs(torch._make_per_tensor_quantized_tensor(xq, sx, zx)).int_repr()
+    assert (y.int() - y_native.int()).abs().max().item() <= 1
+    assert ours.scale == theirs.scale and ours.zero_point == theirs.zero_point
+
+
+@pytest.mark.parametrize("fused", ["torch_conv_relu", "torch_conv_bn_relu", "qat_conv_bn_relu"])
+def test_conv_relu_from_fused_modules(fused):
+    x = torch.randn(1, 6, 8, 8)
+    conv, bn, relu = nn.Conv2d(6, 12, 3, 1, 1), nn.BatchNorm2d(12), nn.ReLU()
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 1.5)
+    qconfig = qconfigs()["per_channel"]
+    if fused == "torch_conv_relu":
+        mod = torch.ao.nn.intrinsic.ConvReLU2d(conv, relu)
+        expected_float = nn.Sequential(conv, relu).eval()
+    elif fused == "torch_conv_bn_relu":
+        mod = torch.ao.nn.intrinsic.ConvBnReLU2d(conv, bn, relu)
+        expected_float = nn.Sequential(torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), bn.eval()), relu)
+    else:
+        float_mod = torch.ao.nn.intrinsic.ConvBnReLU2d(conv, bn, relu)
+        float_mod.qconfig = torch.ao.quantization.get_default_qat_qconfig("x86")
+        mod = torch.ao.nn.intrinsic.qat.ConvBnReLU2d.from_float(float_mod)
+        mod.freeze_bn_stats()
+        expected_float = nn.Sequential(torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), bn.eval()), relu)
+    mod = calibrated(mod, getattr(mod, "qconfig", None) or qconfig, x)
+    q = nniq.ConvReLU2d.from_float(mod)
+    with pytest.raises(TypeError, match="ConvReLU2d"):
+        nnq.Conv2d.from_float(mod)
+    sx, zx = input_qparams(x)
+    q.set_input_qparams(sx, zx)
+    xq = ops.quantize_per_tensor(x, sx, zx, torch.uint8)
+    y = torch.jit.script(q)(xq)
+    with torch.no_grad():
+        ref = expected_float((xq.float() - zx) * sx)
+    want = torch.clamp(torch.round(ref / q.scale) + q.zero_point, 0, 255)
+    # Weight quantization error on top of output rounding: a few units at most.
+    assert (y.float() - want).abs().max().item() <= 3
+    assert (y >= q.zero_point).all()
+
+
+def test_from_float_rejects_other_padding_modes():
+    conv = nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")
+    conv = calibrated(conv, qconfigs()["per_tensor"], torch.randn(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="padding_mode"):
+        nnq.Conv2d.from_float(conv)
+
+
+def test_module_float_edges_and_state_dict():
+    x = torch.randn(1, 4, 6, 6)
+    conv = calibrated(nn.Conv2d(4, 8, 3, padding=1, bias=False), qconfigs()["per_channel"], x)
+    q = nnq.Conv2d.from_float(conv)
+    sx, zx = input_qparams(x)
+    q.set_input_qparams(sx, zx)
+    scripted = torch.jit.script(q)
+    xq = ops.quantize_per_tensor(x, sx, zx, torch.uint8)
+    # A float input is quantized with the input parameters.
+    assert torch.equal(scripted(x), scripted(xq))
+    q.float_output = True
+    y = torch.jit.script(q)(xq)
+    assert y.dtype == torch.float32
+    # Buffers carry everything the kernel needs.
+    q2 = nnq.Conv2d(4, 8, 3, padding=1, bias=False)
+    q2.load_state_dict(q.state_dict())
+    q2.scale, q2.zero_point = q.scale, q.zero_point
+    q2.set_input_qparams(sx, zx)
+    assert torch.equal(torch.jit.script(q2)(xq), scripted(xq))
+
+
+def test_scripted_module_with_no_input_qparams_is_an_error():
+    q = torch.jit.script(nnq.Conv2d(3, 4, 3))
+    with pytest.raises(Exception, match="input quantization parameters"):
+        q(torch.zeros(1, 3, 5, 5, dtype=torch.uint8))
