@@ -1,0 +1,169 @@
+"""Quantized conv2d, qtorch vs native torch: every distinct conv layer shape of ResNet-18 and
+MobileNetV2 at batch 1, 224x224. Native runs its fast path (channels_last quantized input) on
+each engine (x86, fbgemm, onednn); the ratio is native time / qtorch time (> 1: qtorch faster).
+
+Run:  python benchmarks/cases/conv.py [--threads 1 2] [--filter dw] [--repeats 30]
+"""
+import argparse
+import math
+import statistics
+import sys
+import time
+import warnings
+from typing import Callable, Dict, List, NamedTuple
+
+import torch
+
+import qtorch  # noqa: F401  (loads the ops)
+from qtorch._ops import ops
+
+
+class ConvShape(NamedTuple):
+    model: str
+    size: int         # input height = width
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    groups: int
+
+    @property
+    def padding(self) -> int:
+        return self.kernel // 2
+
+    @property
+    def name(self) -> str:
+        kind = "dw" if self.groups > 1 and self.groups == self.in_channels else f"conv{self.kernel}x{self.kernel}"
+        return (f"{self.model}:{kind} {self.in_channels}->{self.out_channels} @{self.size} "
+                f"s{self.stride}")
+
+
+def resnet18_shapes() -> List[ConvShape]:
+    s = [ConvShape("resnet18", 224, 3, 64, 7, 2, 1)]
+    s.append(ConvShape("resnet18", 56, 64, 64, 3, 1, 1))
+    for size, cin, cout in ((56, 64, 128), (28, 128, 256), (14, 256, 512)):
+        s.append(ConvShape("resnet18", size, cin, cout, 3, 2, 1))
+        s.append(ConvShape("resnet18", size // 2, cout, cout, 3, 1, 1))
+        s.append(ConvShape("resnet18", size, cin, cout, 1, 2, 1))
+    return s
+
+
+def mobilenet_v2_shapes() -> List[ConvShape]:
+    shapes = [ConvShape("mobilenet_v2", 224, 3, 32, 3, 2, 1)]
+    size, cin = 112, 32
+    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1)]
+    for t, c, n, s in settings:
+        for i in range(n):
+            stride = s if i == 0 else 1
+            hidden = cin * t
+            if t != 1:
+                shapes.append(ConvShape("mobilenet_v2", size, cin, hidden, 1, 1, 1))
+            shapes.append(ConvShape("mobilenet_v2", size, hidden, hidden, 3, stride, hidden))
+            size = (size + 2 - 3) // stride + 1
+            shapes.append(ConvShape("mobilenet_v2", size, hidden, c, 1, 1, 1))
+            cin = c
+    shapes.append(ConvShape("mobilenet_v2", size, cin, 1280, 1, 1, 1))
+    unique: Dict[tuple, ConvShape] = {}
+    for shape in shapes:
+        unique.setdefault(tuple(shape[1:]), shape)
+    return list(unique.values())
+
+
+ENGINES = ("x86", "fbgemm", "onednn")
+
+
+class ConvCase(NamedTuple):
+    name: str
+    qtorch: Callable[[], torch.Tensor]
+    native: Dict[str, Callable[[], torch.Tensor]]
+
+
+def make_case(shape: ConvShape) -> ConvCase:
+    torch.manual_seed(0)
+    cin, cout, k, stride, pad, groups = (shape.in_channels, shape.out_channels, shape.kernel, shape.stride,
+                                         shape.padding, shape.groups)
+    x_float = torch.rand(1, cin, shape.size, shape.size) * 4 - 1
+    sx, zx = 4 / 255, 64
+    x = ops.quantize_per_tensor(x_float, sx, zx, torch.uint8).contiguous(memory_format=torch.channels_last)
+    w_float = torch.randn(cout, cin // groups, k, k) * 0.1
+    ws = w_float.abs().amax(dim=(1, 2, 3)) / 127
+    wz = torch.zeros(cout, dtype=torch.int32)
+    w = ops.quantize_per_channel(w_float, ws, wz, 0, torch.int8)
+    bias = torch.randn(cout) * 0.1
+    sy, zy = 0.05, 0
+    packed, sums = ops.conv2d_prepack(w, wz, groups)
+    args = (x, sx, zx, packed, sums, ws, wz, bias, [k, k], [stride] * 2, [pad] * 2, [1, 1], groups, sy, zy)
+
+    def run_qtorch() -> torch.Tensor:
+        return ops.conv2d_relu(*args)
+
+    native = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        qx = torch._make_per_tensor_quantized_tensor(x, sx, zx)
+        qw = torch._make_per_channel_quantized_tensor(w, ws.double(), wz.long(), 0)
+        for engine in ENGINES:
+            if engine not in torch.backends.quantized.supported_engines:
+                continue
+            torch.backends.quantized.engine = engine
+            mod = torch.ao.nn.intrinsic.quantized.ConvReLU2d(cin, cout, k, stride, pad, 1, groups, True)
+            mod.set_weight_bias(qw, bias)
+            mod.scale, mod.zero_point = sy, zy
+
+            def run_native(mod=mod, engine=engine) -> torch.Tensor:
+                torch.backends.quantized.engine = engine
+                return mod(qx)
+
+            native[engine] = run_native
+    return ConvCase(shape.name, run_qtorch, native)
+
+
+def cases() -> List[ConvCase]:
+    return [make_case(s) for s in resnet18_shapes() + mobilenet_v2_shapes()]
+
+
+def time_interleaved(fns: Dict[str, Callable[[], torch.Tensor]], repeats: int) -> Dict[str, float]:
+    """Median seconds per call of each function, calls interleaved so load changes hit all alike."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for fn in fns.values():
+            fn()
+            fn()
+        samples: Dict[str, List[float]] = {name: [] for name in fns}
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                samples[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def main(argv: List[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--filter", default="")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args(argv)
+    shapes = [s for s in resnet18_shapes() + mobilenet_v2_shapes() if args.filter in s.name]
+    print(f"qtorch ISA {qtorch.kernel_isa()}; engines {', '.join(ENGINES)}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        ratios = []
+        print(f"\n{threads} thread(s)    {'qtorch us':>10} " + " ".join(f"{e:>9}" for e in ENGINES) + "   best/qtorch")
+        for shape in shapes:
+            case = make_case(shape)
+            times = time_interleaved({"qtorch": case.qtorch, **case.native}, args.repeats)
+            best = min(times[e] for e in case.native)
+            ratio = best / times["qtorch"]
+            ratios.append((ratio, case.name))
+            print(f"{case.name:44s} {times['qtorch'] * 1e6:10.1f} " +
+                  " ".join(f"{times[e] * 1e6:9.1f}" if e in times else f"{'-':>9}" for e in ENGINES) +
+                  f"   {ratio:6.2f}")
+        geo = math.exp(sum(math.log(r) for r, _ in ratios) / len(ratios))
+        worst = min(ratios)
+        print(f"{threads} thread(s): geometric mean ratio {geo:.2f}, worst {worst[0]:.2f} ({worst[1]})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
