@@ -340,10 +340,11 @@ def test_module_float_edges_and_state_dict():
     y = torch.jit.script(q)(xq)
     assert y.dtype == torch.float32
     # Buffers carry everything the kernel needs.
+    q.float_output = False
     q2 = nnq.Conv2d(4, 8, 3, padding=1, bias=False)
     q2.load_state_dict(q.state_dict())
-    q2.scale, q2.zero_point = q.scale, q.zero_point
-    q2.set_input_qparams(sx, zx)
+    assert (q2.scale, q2.zero_point, q2.input_scale, q2.input_zero_point) == (q.scale, q.zero_point, sx, zx)
+    assert q2.weight_per_channel and not q2.has_bias
     assert torch.equal(torch.jit.script(q2)(xq), scripted(xq))
 
 
