@@ -2,19 +2,18 @@
 MobileNetV2 at batch 1, 224x224. Native runs its fast path (channels_last quantized input) on
 each engine (x86, fbgemm, onednn); the ratio is native time / qtorch time (> 1: qtorch faster).
 
-Run:  python benchmarks/cases/conv.py [--threads 1 2] [--filter dw] [--repeats 30]
+Part of `python -m benchmarks`; standalone, with a per-thread-count summary (geometric mean and
+worst ratio):  python -m benchmarks.cases.conv [--threads 1 2] [--filter dw] [--repeats 15]
 """
 import argparse
 import math
-import statistics
 import sys
-import time
-import warnings
-from typing import Callable, Dict, List, NamedTuple
+from typing import List, NamedTuple
 
 import torch
 
-import qtorch  # noqa: F401  (loads the ops)
+import qtorch
+from benchmarks.harness import NATIVE_ENGINES, Case, Contender, native_contenders, quiet_native, time_case
 from qtorch._ops import ops
 
 
@@ -70,16 +69,7 @@ def mobilenet_v2_shapes() -> List[ConvShape]:
     return list(unique.values())
 
 
-ENGINES = ("x86", "fbgemm", "onednn")
-
-
-class ConvCase(NamedTuple):
-    name: str
-    qtorch: Callable[[], torch.Tensor]
-    native: Dict[str, Callable[[], torch.Tensor]]
-
-
-def make_case(shape: ConvShape) -> ConvCase:
+def make_case(shape: ConvShape, quick: bool = False) -> Case:
     torch.manual_seed(0)
     cin, cout, k, stride, pad, groups = (shape.in_channels, shape.out_channels, shape.kernel, shape.stride,
                                          shape.padding, shape.groups)
@@ -95,74 +85,57 @@ def make_case(shape: ConvShape) -> ConvCase:
     packed, sums = ops.conv2d_prepack(w, wz, groups)
     args = (x, sx, zx, packed, sums, ws, wz, bias, [k, k], [stride] * 2, [pad] * 2, [1, 1], groups, sy, zy)
 
-    def run_qtorch() -> torch.Tensor:
-        return ops.conv2d_relu(*args)
-
-    native = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    def make_native():
+        # Native's fast path: channels_last quantized input, weights prepacked for the current engine.
         qx = torch._make_per_tensor_quantized_tensor(x, sx, zx)
         qw = torch._make_per_channel_quantized_tensor(w, ws.double(), wz.long(), 0)
-        for engine in ENGINES:
-            if engine not in torch.backends.quantized.supported_engines:
-                continue
-            torch.backends.quantized.engine = engine
-            mod = torch.ao.nn.intrinsic.quantized.ConvReLU2d(cin, cout, k, stride, pad, 1, groups, True)
-            mod.set_weight_bias(qw, bias)
-            mod.scale, mod.zero_point = sy, zy
+        mod = torch.ao.nn.intrinsic.quantized.ConvReLU2d(cin, cout, k, stride, pad, 1, groups, True)
+        mod.set_weight_bias(qw, bias)
+        mod.scale, mod.zero_point = sy, zy
+        return lambda: mod(qx)
 
-            def run_native(mod=mod, engine=engine) -> torch.Tensor:
-                torch.backends.quantized.engine = engine
-                return mod(qx)
-
-            native[engine] = run_native
-    return ConvCase(shape.name, run_qtorch, native)
+    out_size = (shape.size + 2 * pad - k) // stride + 1
+    macs = out_size * out_size * cout * (cin // groups) * k * k
+    return Case("conv", shape.name, [Contender("qtorch", lambda: ops.conv2d_relu(*args))] +
+                native_contenders(make_native), ops=2.0 * macs, quick=quick)
 
 
-def cases() -> List[ConvCase]:
-    return [make_case(s) for s in resnet18_shapes() + mobilenet_v2_shapes()]
+# The CI subset (a direct 1x1 GEMM layer).
+QUICK = {"mobilenet_v2:conv1x1 144->24 @56 s1"}
 
 
-def time_interleaved(fns: Dict[str, Callable[[], torch.Tensor]], repeats: int) -> Dict[str, float]:
-    """Median seconds per call of each function, calls interleaved so load changes hit all alike."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for fn in fns.values():
-            fn()
-            fn()
-        samples: Dict[str, List[float]] = {name: [] for name in fns}
-        for _ in range(repeats):
-            for name, fn in fns.items():
-                t0 = time.perf_counter()
-                fn()
-                samples[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in samples.items()}
+def all_shapes() -> List[ConvShape]:
+    return resnet18_shapes() + mobilenet_v2_shapes()
+
+
+def cases(quick: bool) -> List[Case]:
+    return [make_case(s, s.name in QUICK) for s in all_shapes() if s.name in QUICK or not quick]
 
 
 def main(argv: List[str]) -> None:
+    """Standalone summary per thread count: geometric mean and worst of best-native / qtorch."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--filter", default="")
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
-    shapes = [s for s in resnet18_shapes() + mobilenet_v2_shapes() if args.filter in s.name]
-    print(f"qtorch ISA {qtorch.kernel_isa()}; engines {', '.join(ENGINES)}")
+    shapes = [s for s in all_shapes() if args.filter in s.name]
+    print(f"qtorch ISA {qtorch.kernel_isa()}; native engines {', '.join(NATIVE_ENGINES)}")
     for threads in args.threads:
-        torch.set_num_threads(threads)
         ratios = []
-        print(f"\n{threads} thread(s)    {'qtorch us':>10} " + " ".join(f"{e:>9}" for e in ENGINES) + "   best/qtorch")
+        print(f"\n{threads} thread(s)  {'':34s}{'qtorch us':>10} " + " ".join(f"{e:>9}" for e in NATIVE_ENGINES) +
+              "   best/qtorch")
         for shape in shapes:
-            case = make_case(shape)
-            times = time_interleaved({"qtorch": case.qtorch, **case.native}, args.repeats)
-            best = min(times[e] for e in case.native)
-            ratio = best / times["qtorch"]
+            with quiet_native():
+                case = make_case(shape)
+            result = time_case(case, threads, args.repeats, 0.01)
+            ratio = result.ratio(result.best_native)
             ratios.append((ratio, case.name))
-            print(f"{case.name:44s} {times['qtorch'] * 1e6:10.1f} " +
-                  " ".join(f"{times[e] * 1e6:9.1f}" if e in times else f"{'-':>9}" for e in ENGINES) +
-                  f"   {ratio:6.2f}")
+            natives = " ".join(f"{result.timings['native-' + e].median_us:9.1f}" for e in NATIVE_ENGINES)
+            print(f"{case.name:46s} {result.timings['qtorch'].median_us:10.1f} {natives}   {ratio:6.2f}", flush=True)
         geo = math.exp(sum(math.log(r) for r, _ in ratios) / len(ratios))
         worst = min(ratios)
-        print(f"{threads} thread(s): geometric mean ratio {geo:.2f}, worst {worst[0]:.2f} ({worst[1]})")
+        print(f"{threads} thread(s): geometric mean {geo:.2f}, worst {worst[0]:.2f} ({worst[1]})")
 
 
 if __name__ == "__main__":
