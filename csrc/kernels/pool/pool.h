@@ -1,0 +1,55 @@
+// Pooling and resize microkernels on NHWC uint8 data, one table of function
+// pointers per ISA. Each call produces one output pixel's `channels` values
+// from rows of input pixels that the op layer selected (an indirection list:
+// padding is simply left out), so one kernel serves every kernel size,
+// stride, dilation, padding, ceil_mode and adaptive window.
+//
+// Semantics (identical on every path, the scalar header is the definition):
+//   max_pool: y[c] = max_k rows[k][c]                       (count >= 1; exact)
+//   avg_pool: y[c] = clamp(round_half_even(float(bias + sum_k rows[k][c]) * multiplier)
+//                          + zero_point, 0, 255)
+//             bias = -input_zero_point * count, multiplier = in_scale / out_scale / divisor
+//   bilinear: y[c] = clamp(round_half_even(h0 * (w0 * r0[c] + w1 * r1[c]) + h1 * (w0 * r2[c] + w1 * r3[c])),
+//                          0, 255)   on the raw integers (weights sum to 1, so the
+//             quantization parameters carry over), rows = {top-left, top-right,
+//             bottom-left, bottom-right}, weights = {h0, h1, w0, w1}.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common/isa.h"
+
+namespace qtorch {
+namespace kernels {
+
+struct AvgPoolParams {
+  int32_t bias;
+  float multiplier;
+  int32_t zero_point;
+};
+
+using MaxPoolFn = void (*)(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y);
+using AvgPoolFn = void (*)(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y,
+                           const AvgPoolParams& p);
+using BilinearFn = void (*)(size_t channels, const uint8_t* const* rows, const float* weights, uint8_t* y);
+
+struct PoolUkernels {
+  MaxPoolFn max_pool_u8;
+  AvgPoolFn avg_pool_u8;
+  BilinearFn bilinear_u8;
+};
+
+const PoolUkernels& pool_ukernels(Isa isa);
+inline const PoolUkernels& pool_ukernels() { return pool_ukernels(active_isa()); }
+
+extern const PoolUkernels kPoolScalar;
+#if QTORCH_ARCH_X86
+extern const PoolUkernels kPoolAvx2;
+extern const PoolUkernels kPoolAvx512;
+#elif QTORCH_ARCH_ARM64
+extern const PoolUkernels kPoolNeon;
+#endif
+
+}  // namespace kernels
+}  // namespace qtorch

@@ -1,0 +1,110 @@
+// AVX2 path: 32 channels per max step, 8 per float step; tails through the
+// scalar definition.
+#include "common/isa.h"
+#if QTORCH_ARCH_X86  // compiled into every build; empty off its architecture
+
+#include <immintrin.h>
+
+#include "pool/pool.h"
+#include "pool/pool_scalar.h"
+
+// After the includes, so library code is compiled for the baseline ISA.
+#pragma GCC target("avx2,fma,f16c")
+
+namespace qtorch {
+namespace kernels {
+namespace {
+
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m256i load8_epi32(const uint8_t* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+// finish_u8(scaled, zero_point, 0, 255) on 8 lanes.
+inline __m256i finish8(__m256 scaled, __m256 zero_point) {
+  __m256 q = _mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  q = _mm256_add_ps(q, zero_point);
+  return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(q, _mm256_setzero_ps()), _mm256_set1_ps(255.f)));
+}
+
+// Four vectors of int32 in 0..255 to 32 bytes, in order.
+inline __m256i pack32(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// 8 int32 in 0..255 to 8 bytes.
+inline void store8(uint8_t* p, __m256i v) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
+}
+
+void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+  size_t c = 0;
+  for (; c + 64 <= channels; c += 64) {
+    __m256i m0 = load32(rows[0] + c), m1 = load32(rows[0] + c + 32);
+    for (size_t k = 1; k < count; ++k) {
+      m0 = _mm256_max_epu8(m0, load32(rows[k] + c));
+      m1 = _mm256_max_epu8(m1, load32(rows[k] + c + 32));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), m0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c + 32), m1);
+  }
+  for (; c + 32 <= channels; c += 32) {
+    __m256i m = load32(rows[0] + c);
+    for (size_t k = 1; k < count; ++k) m = _mm256_max_epu8(m, load32(rows[k] + c));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), m);
+  }
+  for (; c < channels; ++c) y[c] = max_pool_value(count, rows, c);
+}
+
+void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+  const __m256i bias = _mm256_set1_epi32(p.bias);
+  const __m256 mult = _mm256_set1_ps(p.multiplier), zp = _mm256_set1_ps(float(p.zero_point));
+  auto finish = [&](__m256i acc) { return finish8(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bias)), mult), zp); };
+  size_t c = 0;
+  for (; c + 32 <= channels; c += 32) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t k = 0; k < count; ++k) {
+      const uint8_t* r = rows[k] + c;
+      a0 = _mm256_add_epi32(a0, load8_epi32(r));
+      a1 = _mm256_add_epi32(a1, load8_epi32(r + 8));
+      a2 = _mm256_add_epi32(a2, load8_epi32(r + 16));
+      a3 = _mm256_add_epi32(a3, load8_epi32(r + 24));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), pack32(finish(a0), finish(a1), finish(a2), finish(a3)));
+  }
+  for (; c + 8 <= channels; c += 8) {
+    __m256i a = _mm256_setzero_si256();
+    for (size_t k = 0; k < count; ++k) a = _mm256_add_epi32(a, load8_epi32(rows[k] + c));
+    store8(y + c, finish(a));
+  }
+  for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, c, p);
+}
+
+void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8_t* y) {
+  const __m256 h0 = _mm256_set1_ps(w[0]), h1 = _mm256_set1_ps(w[1]);
+  const __m256 w0 = _mm256_set1_ps(w[2]), w1 = _mm256_set1_ps(w[3]);
+  const __m256 zero = _mm256_setzero_ps();
+  auto interp8 = [&](size_t at) {
+    auto f = [&](int r) { return _mm256_cvtepi32_ps(load8_epi32(rows[r] + at)); };
+    const __m256 top = _mm256_add_ps(_mm256_mul_ps(w0, f(0)), _mm256_mul_ps(w1, f(1)));
+    const __m256 bottom = _mm256_add_ps(_mm256_mul_ps(w0, f(2)), _mm256_mul_ps(w1, f(3)));
+    return finish8(_mm256_add_ps(_mm256_mul_ps(h0, top), _mm256_mul_ps(h1, bottom)), zero);
+  };
+  size_t c = 0;
+  for (; c + 32 <= channels; c += 32) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), pack32(interp8(c), interp8(c + 8), interp8(c + 16), interp8(c + 24)));
+  }
+  for (; c + 8 <= channels; c += 8) store8(y + c, interp8(c));
+  for (; c < channels; ++c) y[c] = bilinear_value(rows, w, c);
+}
+
+}  // namespace
+
+const PoolUkernels kPoolAvx2 = {max_pool, avg_pool, bilinear};
+
+}  // namespace kernels
+}  // namespace qtorch
+
+#endif  // QTORCH_ARCH_X86

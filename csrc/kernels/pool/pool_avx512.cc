@@ -1,0 +1,91 @@
+// AVX-512 path (serves the avx512vnni and amx ISAs): 64 channels per step,
+// masked tails.
+#include "common/isa.h"
+#if QTORCH_ARCH_X86  // compiled into every build; empty off its architecture
+
+#include <immintrin.h>
+
+#include "pool/pool.h"
+
+// After the includes, so library code is compiled for the baseline ISA.
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
+
+namespace qtorch {
+namespace kernels {
+namespace {
+
+inline __mmask16 mask16(size_t left) { return left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1u); }
+inline __mmask64 mask64(size_t left) { return left >= 64 ? ~__mmask64(0) : ((__mmask64(1) << left) - 1u); }
+inline __m512i load16_epi32(const uint8_t* p, __mmask16 m) { return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p)); }
+
+// finish_u8(scaled, zero_point, 0, 255) on 16 lanes, stored as bytes.
+inline void finish16(uint8_t* p, __mmask16 m, __m512 scaled, __m512 zero_point) {
+  __m512 q = _mm512_roundscale_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  q = _mm512_add_ps(q, zero_point);
+  q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255.f));
+  _mm_mask_storeu_epi8(p, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+}
+
+void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+  size_t c = 0;
+  for (; c + 128 <= channels; c += 128) {
+    __m512i m0 = _mm512_loadu_si512(rows[0] + c), m1 = _mm512_loadu_si512(rows[0] + c + 64);
+    for (size_t k = 1; k < count; ++k) {
+      m0 = _mm512_max_epu8(m0, _mm512_loadu_si512(rows[k] + c));
+      m1 = _mm512_max_epu8(m1, _mm512_loadu_si512(rows[k] + c + 64));
+    }
+    _mm512_storeu_si512(y + c, m0);
+    _mm512_storeu_si512(y + c + 64, m1);
+  }
+  for (; c < channels; c += 64) {
+    const __mmask64 mask = mask64(channels - c);
+    __m512i m = _mm512_maskz_loadu_epi8(mask, rows[0] + c);
+    for (size_t k = 1; k < count; ++k) m = _mm512_max_epu8(m, _mm512_maskz_loadu_epi8(mask, rows[k] + c));
+    _mm512_mask_storeu_epi8(y + c, mask, m);
+  }
+}
+
+void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+  const __m512i bias = _mm512_set1_epi32(p.bias);
+  const __m512 mult = _mm512_set1_ps(p.multiplier), zp = _mm512_set1_ps(float(p.zero_point));
+  for (size_t c = 0; c < channels; c += 64) {
+    const __mmask16 m0 = mask16(channels - c), m1 = mask16(channels > c + 16 ? channels - c - 16 : 0);
+    const __mmask16 m2 = mask16(channels > c + 32 ? channels - c - 32 : 0);
+    const __mmask16 m3 = mask16(channels > c + 48 ? channels - c - 48 : 0);
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t k = 0; k < count; ++k) {
+      const uint8_t* r = rows[k] + c;
+      a0 = _mm512_add_epi32(a0, load16_epi32(r, m0));
+      a1 = _mm512_add_epi32(a1, load16_epi32(r + 16, m1));
+      a2 = _mm512_add_epi32(a2, load16_epi32(r + 32, m2));
+      a3 = _mm512_add_epi32(a3, load16_epi32(r + 48, m3));
+    }
+    auto scaled = [&](__m512i acc) { return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), mult); };
+    finish16(y + c, m0, scaled(a0), zp);
+    finish16(y + c + 16, m1, scaled(a1), zp);
+    finish16(y + c + 32, m2, scaled(a2), zp);
+    finish16(y + c + 48, m3, scaled(a3), zp);
+  }
+}
+
+void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8_t* y) {
+  const __m512 h0 = _mm512_set1_ps(w[0]), h1 = _mm512_set1_ps(w[1]);
+  const __m512 w0 = _mm512_set1_ps(w[2]), w1 = _mm512_set1_ps(w[3]);
+  const __m512 zero = _mm512_setzero_ps();
+  for (size_t c = 0; c < channels; c += 16) {
+    const __mmask16 m = mask16(channels - c);
+    auto f = [&](int r) { return _mm512_cvtepi32_ps(load16_epi32(rows[r] + c, m)); };
+    const __m512 top = _mm512_add_ps(_mm512_mul_ps(w0, f(0)), _mm512_mul_ps(w1, f(1)));
+    const __m512 bottom = _mm512_add_ps(_mm512_mul_ps(w0, f(2)), _mm512_mul_ps(w1, f(3)));
+    finish16(y + c, m, _mm512_add_ps(_mm512_mul_ps(h0, top), _mm512_mul_ps(h1, bottom)), zero);
+  }
+}
+
+}  // namespace
+
+const PoolUkernels kPoolAvx512 = {max_pool, avg_pool, bilinear};
+
+}  // namespace kernels
+}  // namespace qtorch
+
+#endif  // QTORCH_ARCH_X86

@@ -1,0 +1,93 @@
+// NEON path: 16 channels per step, tails through the scalar definition.
+#include "common/isa.h"
+#if QTORCH_ARCH_ARM64  // compiled into every build; empty off its architecture
+
+#include <arm_neon.h>
+
+#include "pool/pool.h"
+#include "pool/pool_scalar.h"
+
+namespace qtorch {
+namespace kernels {
+namespace {
+
+// finish_u8(scaled, zero_point, 0, 255) on 16 lanes.
+inline uint8x16_t finish16(const float32x4_t s[4], float32x4_t zero_point) {
+  int32x4_t q[4];
+  for (int k = 0; k < 4; ++k) {
+    const float32x4_t r = vaddq_f32(vrndnq_f32(s[k]), zero_point);
+    q[k] = vcvtq_s32_f32(vminq_f32(vmaxq_f32(r, vdupq_n_f32(0.f)), vdupq_n_f32(255.f)));
+  }
+  return vcombine_u8(vqmovun_s16(vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]))),
+                     vqmovun_s16(vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]))));
+}
+
+// 16 bytes to four float32x4.
+inline void load16_f32(const uint8_t* p, float32x4_t out[4]) {
+  const uint8x16_t v = vld1q_u8(p);
+  const uint16x8_t lo = vmovl_u8(vget_low_u8(v)), hi = vmovl_u8(vget_high_u8(v));
+  out[0] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo)));
+  out[1] = vcvtq_f32_u32(vmovl_u16(vget_high_u16(lo)));
+  out[2] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi)));
+  out[3] = vcvtq_f32_u32(vmovl_u16(vget_high_u16(hi)));
+}
+
+void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+  size_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    uint8x16_t m = vld1q_u8(rows[0] + c);
+    for (size_t k = 1; k < count; ++k) m = vmaxq_u8(m, vld1q_u8(rows[k] + c));
+    vst1q_u8(y + c, m);
+  }
+  for (; c < channels; ++c) y[c] = max_pool_value(count, rows, c);
+}
+
+void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+  const int32x4_t bias = vdupq_n_s32(p.bias);
+  const float32x4_t mult = vdupq_n_f32(p.multiplier), zp = vdupq_n_f32(float(p.zero_point));
+  size_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    uint32x4_t a[4] = {vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0)};
+    for (size_t k = 0; k < count; ++k) {
+      const uint8x16_t v = vld1q_u8(rows[k] + c);
+      const uint16x8_t lo = vmovl_u8(vget_low_u8(v)), hi = vmovl_u8(vget_high_u8(v));
+      a[0] = vaddw_u16(a[0], vget_low_u16(lo));
+      a[1] = vaddw_u16(a[1], vget_high_u16(lo));
+      a[2] = vaddw_u16(a[2], vget_low_u16(hi));
+      a[3] = vaddw_u16(a[3], vget_high_u16(hi));
+    }
+    float32x4_t s[4];
+    for (int k = 0; k < 4; ++k) s[k] = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vreinterpretq_s32_u32(a[k]), bias)), mult);
+    vst1q_u8(y + c, finish16(s, zp));
+  }
+  for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, c, p);
+}
+
+void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8_t* y) {
+  const float32x4_t h0 = vdupq_n_f32(w[0]), h1 = vdupq_n_f32(w[1]);
+  const float32x4_t w0 = vdupq_n_f32(w[2]), w1 = vdupq_n_f32(w[3]);
+  size_t c = 0;
+  for (; c + 16 <= channels; c += 16) {
+    float32x4_t r0[4], r1[4], r2[4], r3[4], s[4];
+    load16_f32(rows[0] + c, r0);
+    load16_f32(rows[1] + c, r1);
+    load16_f32(rows[2] + c, r2);
+    load16_f32(rows[3] + c, r3);
+    for (int k = 0; k < 4; ++k) {
+      const float32x4_t top = vaddq_f32(vmulq_f32(w0, r0[k]), vmulq_f32(w1, r1[k]));
+      const float32x4_t bottom = vaddq_f32(vmulq_f32(w0, r2[k]), vmulq_f32(w1, r3[k]));
+      s[k] = vaddq_f32(vmulq_f32(h0, top), vmulq_f32(h1, bottom));
+    }
+    vst1q_u8(y + c, finish16(s, vdupq_n_f32(0.f)));
+  }
+  for (; c < channels; ++c) y[c] = bilinear_value(rows, w, c);
+}
+
+}  // namespace
+
+const PoolUkernels kPoolNeon = {max_pool, avg_pool, bilinear};
+
+}  // namespace kernels
+}  // namespace qtorch
+
+#endif  // QTORCH_ARCH_ARM64

@@ -1,0 +1,26 @@
+// Reference implementation: every other path must produce the same bits.
+#include "pool/pool.h"
+#include "pool/pool_scalar.h"
+
+namespace qtorch {
+namespace kernels {
+namespace {
+
+void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+  for (size_t c = 0; c < channels; ++c) y[c] = max_pool_value(count, rows, c);
+}
+
+void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+  for (size_t c = 0; c < channels; ++c) y[c] = avg_pool_value(count, rows, c, p);
+}
+
+void bilinear(size_t channels, const uint8_t* const* rows, const float* weights, uint8_t* y) {
+  for (size_t c = 0; c < channels; ++c) y[c] = bilinear_value(rows, weights, c);
+}
+
+}  // namespace
+
+const PoolUkernels kPoolScalar = {max_pool, avg_pool, bilinear};
+
+}  // namespace kernels
+}  // namespace qtorch

@@ -1,0 +1,99 @@
+// Every pooling/resize microkernel of every ISA against the scalar reference,
+// and the reference against its defining formula.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "pool/pool.h"
+#include "testing.h"
+
+using namespace qtorch;
+using namespace qtorch::kernels;
+using qtorch::testing::rng;
+
+namespace {
+
+const size_t kChannels[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 129, 200, 257};
+const size_t kCounts[] = {1, 2, 3, 4, 9, 17, 49};
+
+int random_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng()); }
+
+// `count` rows of `channels` random bytes, each in its own allocation.
+struct Rows {
+  std::vector<std::vector<uint8_t>> data;
+  std::vector<const uint8_t*> ptrs;
+  Rows(size_t count, size_t channels) : data(count, std::vector<uint8_t>(channels)) {
+    for (auto& row : data) {
+      for (uint8_t& v : row) v = static_cast<uint8_t>(random_int(0, 255));
+      ptrs.push_back(row.data());
+    }
+  }
+};
+
+}  // namespace
+
+TEST(max_pool_u8) {
+  for (size_t channels : kChannels) {
+    for (size_t count : kCounts) {
+      Rows rows(count, channels);
+      std::vector<uint8_t> want(channels), got(channels);
+      kPoolScalar.max_pool_u8(channels, count, rows.ptrs.data(), want.data());
+      for (size_t c = 0; c < channels; ++c) {
+        uint8_t m = 0;
+        for (size_t k = 0; k < count; ++k) m = std::max(m, rows.data[k][c]);
+        CHECK_EQ(want[c], m);
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        pool_ukernels(isa).max_pool_u8(channels, count, rows.ptrs.data(), got.data());
+        CHECK(want == got);
+      }
+    }
+  }
+}
+
+TEST(avg_pool_u8) {
+  for (size_t channels : kChannels) {
+    for (size_t count : kCounts) {
+      Rows rows(count, channels);
+      const int32_t zp_in = random_int(0, 255);
+      const float ratio = std::uniform_real_distribution<float>(0.5f, 2.f)(rng());
+      const size_t divisor = count + random_int(0, 3);  // count_include_pad or divisor_override
+      AvgPoolParams p{-zp_in * int32_t(count), ratio / float(divisor), random_int(0, 255)};
+      std::vector<uint8_t> want(channels), got(channels);
+      kPoolScalar.avg_pool_u8(channels, count, rows.ptrs.data(), want.data(), p);
+      for (size_t c = 0; c < channels; ++c) {
+        int32_t sum = p.bias;
+        for (size_t k = 0; k < count; ++k) sum += rows.data[k][c];
+        const double q = double(std::nearbyint(float(sum) * p.multiplier)) + p.zero_point;
+        CHECK_EQ(int(want[c]), int(std::min(255.0, std::max(0.0, q))));
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        pool_ukernels(isa).avg_pool_u8(channels, count, rows.ptrs.data(), got.data(), p);
+        CHECK(want == got);
+      }
+    }
+  }
+}
+
+TEST(bilinear_u8) {
+  for (size_t channels : kChannels) {
+    for (int trial = 0; trial < 4; ++trial) {
+      Rows rows(4, channels);
+      std::uniform_real_distribution<float> unit(0.f, 1.f);
+      const float h1 = trial == 0 ? 0.5f : unit(rng()), w1 = trial == 0 ? 0.5f : unit(rng());
+      const float weights[4] = {1.f - h1, h1, 1.f - w1, w1};
+      std::vector<uint8_t> want(channels), got(channels);
+      kPoolScalar.bilinear_u8(channels, rows.ptrs.data(), weights, want.data());
+      for (size_t c = 0; c < channels; ++c) {
+        const auto& d = rows.data;
+        const float v = weights[0] * (weights[2] * float(d[0][c]) + weights[3] * float(d[1][c])) +
+                        weights[1] * (weights[2] * float(d[2][c]) + weights[3] * float(d[3][c]));
+        CHECK_EQ(int(want[c]), int(std::min(255.f, std::max(0.f, std::nearbyint(v)))));
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        pool_ukernels(isa).bilinear_u8(channels, rows.ptrs.data(), weights, got.data());
+        CHECK(want == got);
+      }
+    }
+  }
+}
