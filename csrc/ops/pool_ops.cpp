@@ -1,0 +1,393 @@
+// Pooling and resize ops on uint8 quantized tensors (N, C, H, W) or (C, H, W):
+// max_pool2d, avg_pool2d, adaptive_avg_pool2d, nearest and bilinear upsampling.
+// The kernels work on NHWC; channels_last input is processed in place, NCHW
+// input goes through a channels_last copy and its result is returned NCHW, so
+// the output keeps the input's memory format.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "checks.h"
+#include "pool/pool.h"
+
+namespace qtorch {
+namespace ops {
+namespace {
+
+using kernels::pool_ukernels;
+
+constexpr int64_t kGrain = 1 << 14;  // bytes of output per parallel task (roughly)
+
+// A 4-d NHWC view of the input and how to give the output the input's layout.
+struct Nhwc {
+  at::Tensor x;  // (N, C, H, W) in channels_last memory
+  bool batched;  // the input was 4-d
+  bool channels_last;  // the input was channels_last (else NCHW and friends)
+  int64_t n, c, h, w;
+};
+
+Nhwc as_nhwc(const at::Tensor& input, const char* op) {
+  check_dtype(input, at::kByte, "input");
+  TORCH_CHECK_VALUE(input.dim() == 3 || input.dim() == 4, op, ": input must be 3-d (C, H, W) or 4-d (N, C, H, W), got ",
+                    input.dim(), "-d");
+  Nhwc v;
+  v.batched = input.dim() == 4;
+  const at::Tensor x4 = v.batched ? input : input.unsqueeze(0);
+  v.channels_last = v.batched && x4.is_contiguous(at::MemoryFormat::ChannelsLast) && !x4.is_contiguous();
+  v.x = x4.contiguous(at::MemoryFormat::ChannelsLast);
+  v.n = x4.size(0), v.c = x4.size(1), v.h = x4.size(2), v.w = x4.size(3);
+  return v;
+}
+
+at::Tensor empty_nhwc(const Nhwc& v, int64_t oh, int64_t ow) {
+  return at::empty({v.n, v.c, oh, ow}, v.x.options().memory_format(at::MemoryFormat::ChannelsLast));
+}
+
+// Back to the input's layout: NCHW (contiguous) unless the input was channels_last.
+at::Tensor finish(const Nhwc& v, const at::Tensor& y) {
+  at::Tensor out = v.channels_last ? y : y.contiguous();
+  return v.batched ? out : out.squeeze(0);
+}
+
+// Runs fn(n, oh) for every output row, in parallel.
+template <typename Fn>
+void for_each_output_row(const Nhwc& v, int64_t oh, int64_t ow, const Fn& fn) {
+  const int64_t row_bytes = std::max<int64_t>(1, ow * v.c);
+  at::parallel_for(0, v.n * oh, std::max<int64_t>(1, kGrain / row_bytes), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) fn(r / oh, r % oh);
+  });
+}
+
+int64_t pooling_output_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation, bool ceil_mode) {
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t out = (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
+  // The last window must start inside the input or the left padding.
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+std::pair<int64_t, int64_t> pair_arg(at::IntArrayRef v, const char* name, const char* op) {
+  TORCH_CHECK_VALUE(v.size() == 1 || v.size() == 2, op, ": ", name, " must have 1 or 2 values, got ", v.size());
+  return {v[0], v.size() == 2 ? v[1] : v[0]};
+}
+
+struct Window2d {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
+};
+
+Window2d check_window(const Nhwc& v, at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                      at::IntArrayRef dilation, bool ceil_mode, bool avg, const char* op) {
+  Window2d g;
+  std::tie(g.kh, g.kw) = pair_arg(kernel_size, "kernel_size", op);
+  std::tie(g.sh, g.sw) = stride.empty() ? std::make_pair(g.kh, g.kw) : pair_arg(stride, "stride", op);
+  std::tie(g.ph, g.pw) = pair_arg(padding, "padding", op);
+  std::tie(g.dh, g.dw) = pair_arg(dilation, "dilation", op);
+  TORCH_CHECK_VALUE(g.kh > 0 && g.kw > 0, op, ": kernel_size must be positive, got ", kernel_size);
+  TORCH_CHECK_VALUE(g.sh > 0 && g.sw > 0, op, ": stride must be positive, got ", stride);
+  TORCH_CHECK_VALUE(g.dh > 0 && g.dw > 0, op, ": dilation must be positive, got ", dilation);
+  TORCH_CHECK_VALUE(g.ph >= 0 && g.pw >= 0, op, ": padding must be non-negative, got ", padding);
+  const int64_t eff_h = avg ? g.kh : (g.kh - 1) * g.dh + 1, eff_w = avg ? g.kw : (g.kw - 1) * g.dw + 1;
+  TORCH_CHECK_VALUE(g.ph <= eff_h / 2 && g.pw <= eff_w / 2, op,
+                    ": padding must be at most half the (effective) kernel size, got padding ", padding,
+                    " for kernel_size ", kernel_size);
+  g.oh = pooling_output_size(v.h, g.kh, g.ph, g.sh, g.dh, ceil_mode);
+  g.ow = pooling_output_size(v.w, g.kw, g.pw, g.sw, g.dw, ceil_mode);
+  TORCH_CHECK_VALUE(g.oh >= 1 && g.ow >= 1, op, ": the pooling window (kernel_size ", kernel_size, ", dilation ",
+                    dilation, ", padding ", padding, ") does not fit the input of size ", v.h, "x", v.w,
+                    ": output size would be ", g.oh, "x", g.ow);
+  TORCH_CHECK_VALUE(v.c > 0, op, ": input must have at least one channel");
+  return g;
+}
+
+// ---- max_pool2d --------------------------------------------------------------
+
+at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                      at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  const Nhwc v = as_nhwc(input, "max_pool2d");
+  const Window2d g = check_window(v, kernel_size, stride, padding, dilation, ceil_mode, false, "max_pool2d");
+  at::Tensor y = empty_nhwc(v, g.oh, g.ow);
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  uint8_t* py = y.data_ptr<uint8_t>();
+  const auto fn = pool_ukernels().max_pool_u8;
+  const int64_t C = v.c;
+  for_each_output_row(v, g.oh, g.ow, [&](int64_t n, int64_t oh) {
+    std::vector<const uint8_t*> rows(g.kh * g.kw);
+    const uint8_t* image = px + n * v.h * v.w * C;
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      size_t count = 0;
+      for (int64_t i = 0; i < g.kh; ++i) {
+        const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+        if (ih < 0 || ih >= v.h) continue;
+        for (int64_t j = 0; j < g.kw; ++j) {
+          const int64_t iw = ow * g.sw - g.pw + j * g.dw;
+          if (iw >= 0 && iw < v.w) rows[count++] = image + (ih * v.w + iw) * C;
+        }
+      }
+      uint8_t* out = py + ((n * g.oh + oh) * g.ow + ow) * C;
+      if (count == 0) std::memset(out, 0, C);  // a window entirely in padding
+      else fn(C, count, rows.data(), out);
+    }
+  });
+  return finish(v, y);
+}
+
+// ---- avg_pool2d / adaptive_avg_pool2d ---------------------------------------
+
+struct AvgRequant {
+  float ratio;  // input_scale / scale
+  int32_t in_zp, out_zp;
+};
+
+AvgRequant check_avg_params(double input_scale, int64_t input_zp, double scale, int64_t zero_point) {
+  check_scale(input_scale, "input_scale");
+  check_zero_point(input_zp, at::kByte, "input_zero_point");
+  check_scale(scale, "scale");
+  check_zero_point(zero_point, at::kByte, "zero_point");
+  return {static_cast<float>(input_scale / scale), static_cast<int32_t>(input_zp), static_cast<int32_t>(zero_point)};
+}
+
+kernels::AvgPoolParams avg_params(const AvgRequant& r, size_t count, int64_t divisor) {
+  return {-r.in_zp * static_cast<int32_t>(count), r.ratio / static_cast<float>(divisor), r.out_zp};
+}
+
+at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                      at::IntArrayRef padding, bool ceil_mode, bool count_include_pad,
+                      std::optional<int64_t> divisor_override, double input_scale, int64_t input_zero_point,
+                      double scale, int64_t zero_point) {
+  const Nhwc v = as_nhwc(input, "avg_pool2d");
+  const Window2d g = check_window(v, kernel_size, stride, padding, {1}, ceil_mode, true, "avg_pool2d");
+  TORCH_CHECK_VALUE(!divisor_override.has_value() || *divisor_override != 0, "avg_pool2d: divisor_override must be non-zero");
+  const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
+  at::Tensor y = empty_nhwc(v, g.oh, g.ow);
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  uint8_t* py = y.data_ptr<uint8_t>();
+  const auto fn = pool_ukernels().avg_pool_u8;
+  const int64_t C = v.c;
+  for_each_output_row(v, g.oh, g.ow, [&](int64_t n, int64_t oh) {
+    std::vector<const uint8_t*> rows(g.kh * g.kw);
+    const uint8_t* image = px + n * v.h * v.w * C;
+    int64_t h0 = oh * g.sh - g.ph, h1 = std::min(h0 + g.kh, v.h + g.ph);
+    const int64_t pool_h = h1 - h0;
+    h0 = std::max<int64_t>(h0, 0), h1 = std::min(h1, v.h);
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      int64_t w0 = ow * g.sw - g.pw, w1 = std::min(w0 + g.kw, v.w + g.pw);
+      const int64_t pool_w = w1 - w0;
+      w0 = std::max<int64_t>(w0, 0), w1 = std::min(w1, v.w);
+      size_t count = 0;
+      for (int64_t ih = h0; ih < h1; ++ih) {
+        for (int64_t iw = w0; iw < w1; ++iw) rows[count++] = image + (ih * v.w + iw) * C;
+      }
+      const int64_t divisor = divisor_override.has_value() ? *divisor_override
+                              : count_include_pad         ? pool_h * pool_w
+                                                          : int64_t(count);
+      uint8_t* out = py + ((n * g.oh + oh) * g.ow + ow) * C;
+      fn(C, count, rows.data(), out, avg_params(r, count, std::max<int64_t>(divisor, 1)));
+    }
+  });
+  return finish(v, y);
+}
+
+at::Tensor adaptive_avg_pool2d(const at::Tensor& input, at::IntArrayRef output_size, double input_scale,
+                               int64_t input_zero_point, double scale, int64_t zero_point) {
+  const Nhwc v = as_nhwc(input, "adaptive_avg_pool2d");
+  int64_t oh, ow;
+  std::tie(oh, ow) = pair_arg(output_size, "output_size", "adaptive_avg_pool2d");
+  TORCH_CHECK_VALUE(oh >= 1 && ow >= 1, "adaptive_avg_pool2d: output_size must be positive, got ", output_size);
+  TORCH_CHECK_VALUE(v.h >= 1 && v.w >= 1 && v.c >= 1, "adaptive_avg_pool2d: input must be non-empty, got shape ",
+                    input.sizes());
+  const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
+  at::Tensor y = empty_nhwc(v, oh, ow);
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  uint8_t* py = y.data_ptr<uint8_t>();
+  const auto fn = pool_ukernels().avg_pool_u8;
+  const int64_t C = v.c;
+  auto start = [](int64_t o, int64_t in, int64_t out) { return (o * in) / out; };
+  auto end = [](int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; };
+  for_each_output_row(v, oh, ow, [&](int64_t n, int64_t i) {
+    const uint8_t* image = px + n * v.h * v.w * C;
+    const int64_t h0 = start(i, v.h, oh), h1 = end(i, v.h, oh);
+    std::vector<const uint8_t*> rows;
+    for (int64_t j = 0; j < ow; ++j) {
+      const int64_t w0 = start(j, v.w, ow), w1 = end(j, v.w, ow);
+      rows.clear();
+      for (int64_t ih = h0; ih < h1; ++ih) {
+        for (int64_t iw = w0; iw < w1; ++iw) rows.push_back(image + (ih * v.w + iw) * C);
+      }
+      uint8_t* out = py + ((n * oh + i) * ow + j) * C;
+      fn(C, rows.size(), rows.data(), out, avg_params(r, rows.size(), int64_t(rows.size())));
+    }
+  });
+  return finish(v, y);
+}
+
+// ---- upsampling --------------------------------------------------------------
+
+std::pair<int64_t, int64_t> check_resize(const Nhwc& v, at::IntArrayRef output_size, const char* op) {
+  int64_t oh, ow;
+  std::tie(oh, ow) = pair_arg(output_size, "output_size", op);
+  TORCH_CHECK_VALUE(oh >= 1 && ow >= 1, op, ": output_size must be positive, got ", output_size);
+  TORCH_CHECK_VALUE(v.h >= 1 && v.w >= 1, op, ": input must have a non-empty spatial size, got ", v.h, "x", v.w);
+  return {oh, ow};
+}
+
+// Input size over output size, or 1/scale when the caller gave a scale factor (torch's rule).
+float resize_scale(int64_t in, int64_t out, std::optional<double> scale) {
+  return scale.has_value() && *scale > 0 ? static_cast<float>(1.0 / *scale) : static_cast<float>(in) / out;
+}
+
+int64_t nearest_index(int64_t o, int64_t in, int64_t out, float scale) {
+  if (out == in) return o;
+  if (out == 2 * in) return o >> 1;
+  return std::min(static_cast<int64_t>(std::floor(o * scale)), in - 1);
+}
+
+at::Tensor upsample_nearest2d(const at::Tensor& input, at::IntArrayRef output_size, std::optional<double> scales_h,
+                              std::optional<double> scales_w) {
+  const Nhwc v = as_nhwc(input, "upsample_nearest2d");
+  const auto [oh, ow] = check_resize(v, output_size, "upsample_nearest2d");
+  const float sh = resize_scale(v.h, oh, scales_h), sw = resize_scale(v.w, ow, scales_w);
+  std::vector<int64_t> src_w(ow);
+  for (int64_t j = 0; j < ow; ++j) src_w[j] = nearest_index(j, v.w, ow, sw);
+  at::Tensor y = empty_nhwc(v, oh, ow);
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  uint8_t* py = y.data_ptr<uint8_t>();
+  const int64_t C = v.c;
+  for_each_output_row(v, oh, ow, [&](int64_t n, int64_t i) {
+    const uint8_t* src_row = px + (n * v.h + nearest_index(i, v.h, oh, sh)) * v.w * C;
+    uint8_t* out = py + (n * oh + i) * ow * C;
+    for (int64_t j = 0; j < ow; ++j) std::memcpy(out + j * C, src_row + src_w[j] * C, C);
+  });
+  return finish(v, y);
+}
+
+// Source coordinate and weights along one axis, as torch computes them in float.
+struct Linear1d {
+  int64_t i0, i1;
+  float l0, l1;
+};
+
+std::vector<Linear1d> linear_coords(int64_t in, int64_t out, bool align_corners, std::optional<double> scale) {
+  const float s = align_corners ? (out > 1 ? static_cast<float>(in - 1) / (out - 1) : 0.f) : resize_scale(in, out, scale);
+  std::vector<Linear1d> coords(out);
+  for (int64_t o = 0; o < out; ++o) {
+    float src = align_corners ? s * o : s * (o + 0.5f) - 0.5f;
+    if (src < 0.f) src = 0.f;
+    const int64_t i0 = static_cast<int64_t>(src);
+    const int64_t step = i0 < in - 1 ? 1 : 0;
+    const float l1 = src - i0;
+    coords[o] = {i0, i0 + step, 1.f - l1, l1};
+  }
+  return coords;
+}
+
+at::Tensor upsample_bilinear2d(const at::Tensor& input, at::IntArrayRef output_size, bool align_corners,
+                               std::optional<double> scales_h, std::optional<double> scales_w) {
+  const Nhwc v = as_nhwc(input, "upsample_bilinear2d");
+  const auto [oh, ow] = check_resize(v, output_size, "upsample_bilinear2d");
+  const std::vector<Linear1d> hc = linear_coords(v.h, oh, align_corners, scales_h);
+  const std::vector<Linear1d> wc = linear_coords(v.w, ow, align_corners, scales_w);
+  at::Tensor y = empty_nhwc(v, oh, ow);
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  uint8_t* py = y.data_ptr<uint8_t>();
+  const auto fn = pool_ukernels().bilinear_u8;
+  const int64_t C = v.c;
+  for_each_output_row(v, oh, ow, [&](int64_t n, int64_t i) {
+    const uint8_t* top = px + (n * v.h + hc[i].i0) * v.w * C;
+    const uint8_t* bottom = px + (n * v.h + hc[i].i1) * v.w * C;
+    uint8_t* out = py + (n * oh + i) * ow * C;
+    for (int64_t j = 0; j < ow; ++j) {
+      const uint8_t* rows[4] = {top + wc[j].i0 * C, top + wc[j].i1 * C, bottom + wc[j].i0 * C, bottom + wc[j].i1 * C};
+      const float weights[4] = {hc[i].l0, hc[i].l1, wc[j].l0, wc[j].l1};
+      fn(C, rows, weights, out + j * C);
+    }
+  });
+  return finish(v, y);
+}
+
+// ---- fake (meta) kernels -----------------------------------------------------
+
+at::Tensor meta_output(const at::Tensor& input, const char* op, int64_t oh, int64_t ow) {
+  check_dtype(input, at::kByte, "input");
+  TORCH_CHECK_VALUE(input.dim() == 3 || input.dim() == 4, op, ": input must be 3-d or 4-d, got ", input.dim(), "-d");
+  if (input.dim() == 3) return at::empty({input.size(0), oh, ow}, input.options());
+  const bool cl = input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous();
+  return at::empty({input.size(0), input.size(1), oh, ow},
+                   input.options().memory_format(cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+}
+
+Nhwc meta_view(const at::Tensor& input, const char* op) {
+  Nhwc v;
+  check_dtype(input, at::kByte, "input");
+  TORCH_CHECK_VALUE(input.dim() == 3 || input.dim() == 4, op, ": input must be 3-d or 4-d, got ", input.dim(), "-d");
+  const int64_t off = input.dim() == 4 ? 1 : 0;
+  v.n = off ? input.size(0) : 1, v.c = input.size(off), v.h = input.size(off + 1), v.w = input.size(off + 2);
+  return v;
+}
+
+at::Tensor max_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
+  const Window2d g = check_window(meta_view(input, "max_pool2d"), kernel_size, stride, padding, dilation, ceil_mode,
+                                  false, "max_pool2d");
+  return meta_output(input, "max_pool2d", g.oh, g.ow);
+}
+at::Tensor avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                           at::IntArrayRef padding, bool ceil_mode, bool, std::optional<int64_t>, double, int64_t,
+                           double, int64_t) {
+  const Window2d g = check_window(meta_view(input, "avg_pool2d"), kernel_size, stride, padding, {1}, ceil_mode, true,
+                                  "avg_pool2d");
+  return meta_output(input, "avg_pool2d", g.oh, g.ow);
+}
+at::Tensor adaptive_avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef output_size, double, int64_t, double,
+                                    int64_t) {
+  const auto [oh, ow] = pair_arg(output_size, "output_size", "adaptive_avg_pool2d");
+  return meta_output(input, "adaptive_avg_pool2d", oh, ow);
+}
+at::Tensor upsample_nearest2d_meta(const at::Tensor& input, at::IntArrayRef output_size, std::optional<double>,
+                                   std::optional<double>) {
+  const auto [oh, ow] = pair_arg(output_size, "output_size", "upsample_nearest2d");
+  return meta_output(input, "upsample_nearest2d", oh, ow);
+}
+at::Tensor upsample_bilinear2d_meta(const at::Tensor& input, at::IntArrayRef output_size, bool, std::optional<double>,
+                                    std::optional<double>) {
+  const auto [oh, ow] = pair_arg(output_size, "output_size", "upsample_bilinear2d");
+  return meta_output(input, "upsample_bilinear2d", oh, ow);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(qtorch, m) {
+  m.def("max_pool2d(Tensor input, int[] kernel_size, int[] stride, int[] padding, int[] dilation, "
+        "bool ceil_mode) -> Tensor");
+  m.def("avg_pool2d(Tensor input, int[] kernel_size, int[] stride, int[] padding, bool ceil_mode, "
+        "bool count_include_pad, int? divisor_override, float input_scale, int input_zero_point, float scale, "
+        "int zero_point) -> Tensor");
+  m.def("adaptive_avg_pool2d(Tensor input, int[] output_size, float input_scale, int input_zero_point, "
+        "float scale, int zero_point) -> Tensor");
+  m.def("upsample_nearest2d(Tensor input, int[] output_size, float? scales_h=None, float? scales_w=None) -> Tensor");
+  m.def("upsample_bilinear2d(Tensor input, int[] output_size, bool align_corners, float? scales_h=None, "
+        "float? scales_w=None) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(qtorch, CPU, m) {
+  m.impl("max_pool2d", &max_pool2d);
+  m.impl("avg_pool2d", &avg_pool2d);
+  m.impl("adaptive_avg_pool2d", &adaptive_avg_pool2d);
+  m.impl("upsample_nearest2d", &upsample_nearest2d);
+  m.impl("upsample_bilinear2d", &upsample_bilinear2d);
+}
+
+TORCH_LIBRARY_IMPL(qtorch, Meta, m) {
+  m.impl("max_pool2d", &max_pool2d_meta);
+  m.impl("avg_pool2d", &avg_pool2d_meta);
+  m.impl("adaptive_avg_pool2d", &adaptive_avg_pool2d_meta);
+  m.impl("upsample_nearest2d", &upsample_nearest2d_meta);
+  m.impl("upsample_bilinear2d", &upsample_bilinear2d_meta);
+}
+
+}  // namespace ops
+}  // namespace qtorch
