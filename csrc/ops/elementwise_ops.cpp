@@ -1,6 +1,7 @@
 // Elementwise ops on uint8 quantized tensors with explicit parameters: add,
-// mul (optionally with a fused ReLU), add/mul by a scalar, cat, and the unary
-// activations (clamp for the exact ones, a 256-entry table for the rest).
+// mul (optionally with a fused ReLU), cat, and the unary functions: the
+// activations and add/mul by a scalar (clamp for the exact ones, a 256-entry
+// table built per call for the rest).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -124,45 +125,6 @@ at::Tensor mul_relu(const at::Tensor& a, double a_scale, int64_t a_zp, const at:
   return mul_impl(a, a_scale, a_zp, b, b_scale, b_zp, scale, zero_point, true, "mul_relu");
 }
 
-// ---- scalar add / mul: requantization with a shifted input zero point or a
-// scaled multiplier (the quantize family's kernel) ----------------------------
-
-at::Tensor requantize_u8(const at::Tensor& x, int32_t zp_in, float multiplier, int32_t zp_out) {
-  at::Tensor y = at::empty_like(x);
-  const auto fn = kernels::quantize_ukernels().requantize_u8_u8;
-  const uint8_t* px = x.const_data_ptr<uint8_t>();
-  uint8_t* py = y.data_ptr<uint8_t>();
-  parallel_chunks(x.numel(), [&](int64_t s, int64_t e) { fn(e - s, px + s, py + s, zp_in, multiplier, zp_out); });
-  return y;
-}
-
-// y = clamp(round(float(x - x_zp + round(other / x_scale)) * x_scale / scale) + zero_point):
-// `other` is rounded onto the input's grid first, as the classic kernel does.
-at::Tensor add_scalar(const at::Tensor& input, double x_scale, int64_t x_zp, double other, double scale,
-                      int64_t zero_point) {
-  check_u8_input(input, "input");
-  check_params(x_scale, x_zp, "input_scale", "input_zero_point");
-  check_params(scale, zero_point, "scale", "zero_point");
-  const double shift = std::nearbyint(other / x_scale);
-  TORCH_CHECK_VALUE(std::isfinite(shift) && std::abs(shift) < double(1 << 24),
-                    "other must be within 2^24 steps of input_scale, got other=", other, " with input_scale=",
-                    x_scale);
-  return requantize_u8(dense(input), static_cast<int32_t>(x_zp - static_cast<int64_t>(shift)),
-                       static_cast<float>(x_scale / scale), static_cast<int32_t>(zero_point));
-}
-
-// y = clamp(round(float(x - x_zp) * (x_scale * other / scale)) + zero_point).
-at::Tensor mul_scalar(const at::Tensor& input, double x_scale, int64_t x_zp, double other, double scale,
-                      int64_t zero_point) {
-  check_u8_input(input, "input");
-  check_params(x_scale, x_zp, "input_scale", "input_zero_point");
-  check_params(scale, zero_point, "scale", "zero_point");
-  const float multiplier = static_cast<float>(x_scale * other / scale);
-  TORCH_CHECK_VALUE(std::isfinite(multiplier), "other must be finite and input_scale * other / scale must fit in float32, got other=",
-                    other);
-  return requantize_u8(dense(input), static_cast<int32_t>(x_zp), multiplier, static_cast<int32_t>(zero_point));
-}
-
 // ---- cat ---------------------------------------------------------------------
 
 // Sizes of dims before `dim` (outer) and from `dim` on (run) in the memory order of `format`.
@@ -177,6 +139,17 @@ std::pair<int64_t, int64_t> outer_and_run(at::IntArrayRef sizes, int64_t dim, at
     (inner ? run : outer) *= sizes[d];
   }
   return {outer, run};
+}
+
+// The output is channels_last when the first input whose layout is unambiguous
+// (not both contiguous and channels_last, as with one channel) is channels_last.
+at::MemoryFormat cat_memory_format(at::TensorList tensors) {
+  for (const at::Tensor& t : tensors) {
+    if (t.dim() != 4) break;
+    const bool cl = t.is_contiguous(at::MemoryFormat::ChannelsLast), contiguous = t.is_contiguous();
+    if (cl != contiguous) return cl ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  }
+  return at::MemoryFormat::Contiguous;
 }
 
 at::Tensor cat(at::TensorList tensors, at::ArrayRef<double> scales, at::IntArrayRef zero_points, int64_t dim,
@@ -204,10 +177,7 @@ at::Tensor cat(at::TensorList tensors, at::ArrayRef<double> scales, at::IntArray
     check_zero_point(zero_points[i], at::kByte, "zero_points[i]");
     out_sizes[dim] += t.size(dim);
   }
-  const at::MemoryFormat format =
-      ndim == 4 && first.is_contiguous(at::MemoryFormat::ChannelsLast) && !first.is_contiguous()
-          ? at::MemoryFormat::ChannelsLast
-          : at::MemoryFormat::Contiguous;
+  const at::MemoryFormat format = cat_memory_format(tensors);
   at::Tensor y = at::empty(out_sizes, first.options().memory_format(format));
   const int64_t out_run = outer_and_run(out_sizes, dim, format).second;
   uint8_t* py = y.data_ptr<uint8_t>();
@@ -270,6 +240,23 @@ void check_unary(const at::Tensor& input, double x_scale, int64_t x_zp, double s
   check_u8_input(input, "input");
   check_params(x_scale, x_zp, "input_scale", "input_zero_point");
   check_params(scale, zero_point, "scale", "zero_point");
+}
+
+// Scalar add / mul are unary functions of the input too: y = quantize(dequantize(x) op other).
+at::Tensor add_scalar(const at::Tensor& input, double x_scale, int64_t x_zp, double other, double scale,
+                      int64_t zero_point) {
+  check_unary(input, x_scale, x_zp, scale, zero_point);
+  TORCH_CHECK_VALUE(std::isfinite(other), "add_scalar: other must be finite, got ", other);
+  const float c = static_cast<float>(other);
+  return apply_function(input, x_scale, x_zp, scale, zero_point, [=](float v) { return v + c; });
+}
+
+at::Tensor mul_scalar(const at::Tensor& input, double x_scale, int64_t x_zp, double other, double scale,
+                      int64_t zero_point) {
+  check_unary(input, x_scale, x_zp, scale, zero_point);
+  TORCH_CHECK_VALUE(std::isfinite(other), "mul_scalar: other must be finite, got ", other);
+  const float c = static_cast<float>(other);
+  return apply_function(input, x_scale, x_zp, scale, zero_point, [=](float v) { return v * c; });
 }
 
 // hardtanh family: exact clamp of the integers when the parameters carry over.
@@ -351,11 +338,7 @@ at::Tensor cat_meta(at::TensorList tensors, at::ArrayRef<double>, at::IntArrayRe
   std::vector<int64_t> sizes(first.sizes().begin(), first.sizes().end());
   sizes[dim] = 0;
   for (const at::Tensor& t : tensors) sizes[dim] += t.size(dim);
-  const at::MemoryFormat format =
-      first.dim() == 4 && first.is_contiguous(at::MemoryFormat::ChannelsLast) && !first.is_contiguous()
-          ? at::MemoryFormat::ChannelsLast
-          : at::MemoryFormat::Contiguous;
-  return at::empty(sizes, first.options().memory_format(format));
+  return at::empty(sizes, first.options().memory_format(cat_memory_format(tensors)));
 }
 
 }  // namespace

@@ -1,0 +1,170 @@
+"""Quantized max/avg/adaptive-avg pooling and nearest/bilinear resize (torch.ops.qtorch)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from _eltwise_helpers import (dequantize, max_abs_diff, native_qtensor, quantize, random_params, random_u8,
+                              same_on_every_isa)
+from qtorch._ops import ops
+
+FORMATS = [False, True]  # channels_last
+
+
+def _memory_format(channels_last):
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+# kernel, stride, padding, dilation, ceil_mode
+MAX_POOL_CASES = [
+    ((3, 3), (2, 2), (1, 1), (1, 1), False),
+    ((2, 2), (2, 2), (0, 0), (1, 1), True),
+    ((3, 2), (1, 2), (1, 0), (2, 1), False),
+    ((3, 3), (2, 2), (1, 1), (1, 1), True),
+    ((1, 1), (1, 1), (0, 0), (1, 1), False),
+    ((5, 3), (3, 2), (2, 1), (1, 2), True),
+]
+
+
+@pytest.mark.parametrize("case", MAX_POOL_CASES)
+@pytest.mark.parametrize("channels_last", FORMATS)
+@pytest.mark.parametrize("shape", [(2, 3, 11, 9), (1, 70, 8, 13)])
+def test_max_pool2d_is_exact(isa, native, case, channels_last, shape):
+    kernel, stride, padding, dilation, ceil_mode = case
+    x = random_u8(shape, channels_last)
+    out = ops.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+    ref = F.max_pool2d(x.float(), kernel, stride, padding, dilation, ceil_mode).to(torch.uint8)
+    assert torch.equal(out, ref)
+    assert out.is_contiguous(memory_format=_memory_format(channels_last))
+    expected = F.max_pool2d(native_qtensor(x, 0.1, 3), kernel, stride, padding, dilation, ceil_mode).int_repr()
+    assert torch.equal(out, expected)
+
+
+def test_max_pool2d_unbatched_and_default_stride():
+    x = random_u8((5, 9, 7))
+    assert torch.equal(ops.max_pool2d(x, [2], [], [0], [1], False), F.max_pool2d(x.float(), 2).to(torch.uint8))
+
+
+# kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+AVG_POOL_CASES = [
+    ((2, 2), (2, 2), (0, 0), False, True, None),
+    ((3, 3), (2, 2), (1, 1), False, True, None),
+    ((3, 3), (2, 2), (1, 1), True, False, None),
+    ((3, 2), (1, 2), (1, 1), True, True, None),
+    ((3, 3), (2, 1), (1, 0), False, True, 5),
+]
+
+
+@pytest.mark.parametrize("case", AVG_POOL_CASES)
+@pytest.mark.parametrize("channels_last", FORMATS)
+@pytest.mark.parametrize("shape", [(2, 3, 11, 9), (1, 70, 8, 13)])
+def test_avg_pool2d_matches_float_reference_and_native(isa, native, case, channels_last, shape):
+    kernel, stride, padding, ceil_mode, count_include_pad, divisor = case
+    x, (s, z) = random_u8(shape, channels_last), random_params()
+    out = ops.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor, s, z, s, z)
+    ref = quantize(F.avg_pool2d(dequantize(x, s, z), kernel, stride, padding, ceil_mode, count_include_pad, divisor),
+                   s, z)
+    assert max_abs_diff(out, ref) <= 1
+    assert out.is_contiguous(memory_format=_memory_format(channels_last))
+    expected = F.avg_pool2d(native_qtensor(x, s, z), kernel, stride, padding, ceil_mode, count_include_pad,
+                            divisor).int_repr()
+    assert max_abs_diff(out, expected) <= 1
+
+
+def test_avg_pool2d_requantizes_to_output_params(isa):
+    x, (sx, zx), (s, z) = random_u8((2, 19, 10, 10), True), random_params(), random_params()
+    out = ops.avg_pool2d(x, [3, 3], [2, 2], [1, 1], False, True, None, sx, zx, s, z)
+    ref = quantize(F.avg_pool2d(dequantize(x, sx, zx), 3, 2, 1), s, z)
+    assert max_abs_diff(out, ref) <= 1
+
+
+@pytest.mark.parametrize("output_size", [(1, 1), (2, 3), (7, 7), (5, 4), (12, 9)])
+@pytest.mark.parametrize("channels_last", FORMATS)
+def test_adaptive_avg_pool2d_matches_float_reference_and_native(isa, native, output_size, channels_last):
+    x, (s, z) = random_u8((2, 37, 7, 9), channels_last), random_params()
+    out = ops.adaptive_avg_pool2d(x, list(output_size), s, z, s, z)
+    ref = quantize(F.adaptive_avg_pool2d(dequantize(x, s, z), output_size), s, z)
+    assert max_abs_diff(out, ref) <= 1
+    assert out.is_contiguous(memory_format=_memory_format(channels_last))
+    expected = F.adaptive_avg_pool2d(native_qtensor(x, s, z), output_size).int_repr()
+    assert max_abs_diff(out, expected) <= 1
+
+
+RESIZE_CASES = [  # size, scale_factor, mode, align_corners
+    ((13, 17), None, "nearest", None),
+    (None, 2.0, "nearest", None),
+    (None, 1.7, "nearest", None),
+    ((4, 3), None, "nearest", None),
+    ((13, 17), None, "bilinear", False),
+    ((13, 17), None, "bilinear", True),
+    (None, 2.0, "bilinear", False),
+    (None, (1.5, 0.75), "bilinear", True),
+    ((3, 4), None, "bilinear", False),
+]
+
+
+def _run_resize(x, size, scale_factor, mode, align_corners):
+    if size is None:
+        factors = (scale_factor, scale_factor) if isinstance(scale_factor, float) else scale_factor
+        out_size = [int(x.shape[2 + i] * factors[i]) for i in range(2)]
+        scales = list(factors)
+    else:
+        out_size, scales = list(size), [None, None]
+    if mode == "nearest":
+        return ops.upsample_nearest2d(x, out_size, *scales)
+    return ops.upsample_bilinear2d(x, out_size, align_corners, *scales)
+
+
+@pytest.mark.parametrize("case", RESIZE_CASES)
+@pytest.mark.parametrize("channels_last", FORMATS)
+def test_resize_matches_float_reference_and_native(isa, native, case, channels_last):
+    size, scale_factor, mode, align_corners = case
+    x = random_u8((2, 35, 7, 9), channels_last)
+    out = _run_resize(x, size, scale_factor, mode, align_corners)
+    ref = F.interpolate(x.float(), size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners)
+    assert max_abs_diff(out, torch.clamp(torch.round(ref), 0, 255)) <= (0 if mode == "nearest" else 1)
+    assert out.is_contiguous(memory_format=_memory_format(channels_last))
+    expected = F.interpolate(native_qtensor(x, 0.1, 7), size=size, scale_factor=scale_factor, mode=mode,
+                             align_corners=align_corners).int_repr()
+    assert max_abs_diff(out, expected) <= (0 if mode == "nearest" else 1)
+
+
+def test_pooling_identical_on_every_isa():
+    x = random_u8((2, 67, 9, 11), True)
+    same_on_every_isa(lambda: ops.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], True))
+    same_on_every_isa(lambda: ops.avg_pool2d(x, [3, 3], [2, 2], [1, 1], True, False, None, 0.05, 100, 0.07, 90))
+    same_on_every_isa(lambda: ops.adaptive_avg_pool2d(x, [3, 4], 0.05, 100, 0.07, 90))
+    same_on_every_isa(lambda: ops.upsample_bilinear2d(x, [17, 13], False))
+    same_on_every_isa(lambda: ops.upsample_nearest2d(x, [17, 13]))
+
+
+def test_bad_input_is_a_clear_error():
+    x = random_u8((1, 3, 4, 4))
+    with pytest.raises(ValueError, match="does not fit"):
+        ops.max_pool2d(x, [5, 5], [1, 1], [0, 0], [1, 1], False)
+    with pytest.raises(ValueError, match="does not fit"):
+        ops.avg_pool2d(x, [5, 5], [1, 1], [0, 0], False, True, None, 0.1, 0, 0.1, 0)
+    with pytest.raises(ValueError, match="half"):
+        ops.max_pool2d(x, [2, 2], [1, 1], [2, 2], [1, 1], False)
+    with pytest.raises(ValueError, match="stride"):
+        ops.max_pool2d(x, [2, 2], [0, 1], [0, 0], [1, 1], False)
+    with pytest.raises(ValueError, match="output_size"):
+        ops.adaptive_avg_pool2d(x, [0, 1], 0.1, 0, 0.1, 0)
+    with pytest.raises(ValueError, match="output_size"):
+        ops.upsample_bilinear2d(x, [3, -1], False)
+    with pytest.raises(TypeError, match="input"):
+        ops.max_pool2d(x.float(), [2, 2], [2, 2], [0, 0], [1, 1], False)
+    with pytest.raises(ValueError, match="4-d"):
+        ops.max_pool2d(random_u8((4, 4)), [2, 2], [2, 2], [0, 0], [1, 1], False)
+    with pytest.raises(ValueError, match="divisor_override"):
+        ops.avg_pool2d(x, [2, 2], [2, 2], [0, 0], False, True, 0, 0.1, 0, 0.1, 0)
+    with pytest.raises(ValueError, match="input_scale"):
+        ops.adaptive_avg_pool2d(x, [1, 1], -1.0, 0, 0.1, 0)
+
+
+def test_meta_shapes():
+    x = torch.empty((2, 3, 8, 9), dtype=torch.uint8, device="meta").contiguous(memory_format=torch.channels_last)
+    out = ops.max_pool2d(x, [3, 3], [2, 2], [1, 1], [1, 1], True)
+    assert out.shape == F.max_pool2d(torch.empty(2, 3, 8, 9), 3, 2, 1, 1, True).shape
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert ops.adaptive_avg_pool2d(x, [1, 1], 0.1, 0, 0.1, 0).shape == (2, 3, 1, 1)
+    assert ops.upsample_bilinear2d(x, [5, 6], False).shape == (2, 3, 5, 6)
