@@ -278,3 +278,31 @@ TEST(gemm_f16_isas_match_scalar) {
           }
       }
 }
+
+// Non-finite biases (a float model can hold them) go through the same steps on
+// every path: NaN requantizes to the zero point, infinities clamp.
+TEST(gemm_nonfinite_bias_matches_scalar) {
+  Problem pr(5, 37, 19, true, false, true);
+  pr.bias[0] = std::numeric_limits<float>::quiet_NaN();
+  pr.bias[1] = std::numeric_limits<float>::infinity();
+  pr.bias[2] = -std::numeric_limits<float>::infinity();
+  pr.bias[20] = std::numeric_limits<float>::quiet_NaN();
+  for (bool relu : {false, true}) {
+    Problem q = pr;
+    q.pipeline.relu = relu;
+    const size_t ldc = q.n;
+    const auto u8 = q.run<uint8_t>(kGemmScalar.gemm_u8s8, GemmOutput::kUint8, ldc);
+    const auto f32 = q.run<float>(kGemmScalar.gemm_u8s8, GemmOutput::kFloat, ldc);
+    for (size_t i = 0; i < q.m; ++i) {
+      CHECK_EQ(int(u8[i * ldc + 0]), q.pipeline.c_zero_point);
+      CHECK_EQ(int(u8[i * ldc + 1]), 255);
+      CHECK_EQ(int(u8[i * ldc + 2]), relu ? q.pipeline.c_zero_point : 0);
+    }
+    for (Isa isa : qtorch::testing::vector_isas()) {
+      const GemmFn fn = gemm_ukernels(isa).gemm_u8s8;
+      CHECK(same_bits(q.run<uint8_t>(fn, GemmOutput::kUint8, ldc), u8));
+      const auto got = q.run<float>(fn, GemmOutput::kFloat, ldc);
+      for (size_t i = 0; i < got.size(); ++i) CHECK((std::isnan(got[i]) && std::isnan(f32[i])) || got[i] == f32[i]);
+    }
+  }
+}
