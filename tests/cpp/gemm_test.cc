@@ -306,3 +306,24 @@ TEST(gemm_nonfinite_bias_matches_scalar) {
     }
   }
 }
+
+// The AMX kernel is not dispatched yet (see gemm.h); this checks it against
+// the scalar reference on CPUs that have AMX, and does nothing elsewhere.
+TEST(gemm_amx_matches_scalar) {
+#if QTORCH_ARCH_X86
+  if (!isa_supported(Isa::kAmx)) return;
+  for (size_t m : {1, 5, 16, 17, 32, 33, 70})
+    for (size_t n : {1, 16, 17, 33, 64})
+      for (size_t k : {1, 4, 63, 64, 65, 200}) {
+        const int variant = uniform_int(0, 7);
+        Problem q(m, n, k, variant & 1, variant & 2, variant & 4);
+        for (GemmOutput output : {GemmOutput::kUint8, GemmOutput::kInt32}) {
+          if (output == GemmOutput::kUint8) {
+            CHECK(same_bits(q.run<uint8_t>(kGemmAmx.gemm_u8s8, output, n), q.run<uint8_t>(kGemmScalar.gemm_u8s8, output, n)));
+          } else {
+            CHECK(same_bits(q.run<int32_t>(kGemmAmx.gemm_u8s8, output, n), q.run<int32_t>(kGemmScalar.gemm_u8s8, output, n)));
+          }
+        }
+      }
+#endif
+}

@@ -129,8 +129,9 @@ struct GemmUkernels {
   GemmF16Fn gemm_f32f16;
 };
 
-// The table for one ISA (which must be compiled into this build); amx falls
-// back to the avx512vnni kernels.
+// The table for one ISA (which must be compiled into this build). amx maps to
+// the avx512vnni kernels until the AMX kernel (kGemmAmx) has been verified on
+// AMX hardware: its test (tests/cpp/gemm_test.cc) runs wherever the CPU has AMX.
 const GemmUkernels& gemm_ukernels(Isa isa);
 // The table for the active ISA.
 inline const GemmUkernels& gemm_ukernels() { return gemm_ukernels(active_isa()); }
@@ -139,6 +140,8 @@ extern const GemmUkernels kGemmScalar;
 #if QTORCH_ARCH_X86
 extern const GemmUkernels kGemmAvx2;
 extern const GemmUkernels kGemmAvx512Vnni;
+// Untested (written without an AMX machine); not dispatched yet, see above.
+extern const GemmUkernels kGemmAmx;
 #elif QTORCH_ARCH_ARM64
 extern const GemmUkernels kGemmNeon;
 #endif

@@ -1,4 +1,4 @@
-// AVX512-VNNI path (also serves the amx ISA until an AMX kernel exists):
+// AVX512-VNNI path (also what the amx ISA runs for now, see gemm.h):
 // vpdpbusd multiplies 4 uint8 activations by 4 int8 weights and adds the four
 // products to an int32 lane without saturation, so it reads one packed
 // [16][4] weight group per instruction and is exact.
@@ -20,17 +20,14 @@
 // After the includes, so library code is compiled for the baseline ISA.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")
 
+#include "gemm/gemm_avx512_epilogue.h"  // ISA code: included after the target pragma
+
 namespace qtorch {
 namespace kernels {
 namespace {
 
 constexpr int kMaxRows = 6;
 constexpr int kMaxBlocks = 4;
-constexpr size_t kGroupBytes = kGemmBlockN * kGemmGroupK;  // 64
-
-inline __mmask16 lane_mask(size_t count) {
-  return count >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << count) - 1u);
-}
 
 inline int32_t load_u32(const uint8_t* p) {
   int32_t v;
@@ -87,78 +84,6 @@ __attribute__((noinline)) void accumulate_tail(size_t k, const uint8_t* a, size_
     const __m512i av = _mm512_set1_epi32(load_tail(a + r * lda + full * kGemmGroupK, k % kGemmGroupK));
 #pragma GCC unroll 8
     for (int j = 0; j < NB; ++j) out[r][j] = _mm512_dpbusd_epi32(out[r][j], av, bv[j]);
-  }
-}
-
-// Per-block pipeline constants (see gemm_channel in gemm_scalar.h), 16 lanes.
-struct BlockParams {
-  __m512i offset;  // a_zp * colsum - k * a_zp * b_zp   (wrapping int32)
-  __m512i b_zp;
-  __m512 ab, multiplier, bias, bias_over_ab;
-  __mmask16 mask;
-};
-
-inline BlockParams block_params(const OutputPipeline& p, const PackedB& b, size_t n0, size_t count) {
-  BlockParams bp;
-  bp.mask = lane_mask(count);
-  const __m512i colsum = _mm512_maskz_loadu_epi32(bp.mask, b.col_sums + n0);
-  __m512 b_scale;
-  if (p.b_per_channel) {
-    b_scale = _mm512_maskz_loadu_ps(bp.mask, p.b_scales + n0);
-    // Unused lanes get scale 1 so no division below sees a zero.
-    b_scale = _mm512_mask_blend_ps(bp.mask, _mm512_set1_ps(1.f), b_scale);
-    bp.b_zp = p.b_zero_points ? _mm512_maskz_loadu_epi32(bp.mask, p.b_zero_points + n0) : _mm512_setzero_si512();
-  } else {
-    b_scale = _mm512_set1_ps(p.b_scales[0]);
-    bp.b_zp = _mm512_set1_epi32(p.b_zero_points ? p.b_zero_points[0] : 0);
-  }
-  const __m512i a_zp = _mm512_set1_epi32(p.a_zero_point);
-  bp.offset = _mm512_sub_epi32(_mm512_mullo_epi32(a_zp, colsum),
-                               _mm512_mullo_epi32(_mm512_set1_epi32(int32_t(uint32_t(b.k) * uint32_t(p.a_zero_point))),
-                                                  bp.b_zp));
-  bp.ab = _mm512_mul_ps(_mm512_set1_ps(p.a_scale), b_scale);
-  bp.multiplier = _mm512_div_ps(bp.ab, _mm512_set1_ps(p.c_scale));
-  bp.bias = p.bias ? _mm512_maskz_loadu_ps(bp.mask, p.bias + n0) : _mm512_setzero_ps();
-  bp.bias_over_ab = _mm512_div_ps(bp.bias, bp.ab);
-  return bp;
-}
-
-inline __m512i requantize16(__m512i raw, const BlockParams& bp, const OutputPipeline& p) {
-  __m512 x = _mm512_cvtepi32_ps(raw);
-  if (p.bias) x = _mm512_add_ps(x, bp.bias_over_ab);
-  __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(x, bp.multiplier), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 zp = _mm512_set1_ps(float(p.c_zero_point));
-  q = _mm512_add_ps(q, zp);
-  q = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, q, _CMP_ORD_Q), zp, q);  // NaN -> zero point
-  const __m512 lo = p.relu ? zp : _mm512_setzero_ps();
-  q = _mm512_min_ps(_mm512_max_ps(q, lo), _mm512_set1_ps(255.f));
-  return _mm512_cvtps_epi32(q);
-}
-
-inline void store_block(__m512i acc, int32_t row_sum, const BlockParams& bp, const OutputPipeline& p, void* c,
-                        size_t index) {
-  __m512i raw = _mm512_sub_epi32(acc, bp.offset);
-  raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(bp.b_zp, _mm512_set1_epi32(row_sum)));
-  switch (p.output) {
-    case GemmOutput::kUint8:
-      _mm_mask_storeu_epi8(static_cast<uint8_t*>(c) + index, bp.mask, _mm512_cvtepi32_epi8(requantize16(raw, bp, p)));
-      break;
-    case GemmOutput::kDequantized: {
-      const __m512i q = _mm512_sub_epi32(requantize16(raw, bp, p), _mm512_set1_epi32(p.c_zero_point));
-      _mm512_mask_storeu_ps(static_cast<float*>(c) + index, bp.mask,
-                            _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(p.c_scale)));
-      break;
-    }
-    case GemmOutput::kFloat: {
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(raw), bp.ab);
-      if (p.bias) y = _mm512_add_ps(y, bp.bias);
-      if (p.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-      _mm512_mask_storeu_ps(static_cast<float*>(c) + index, bp.mask, y);
-      break;
-    }
-    case GemmOutput::kInt32:
-      _mm512_mask_storeu_epi32(static_cast<int32_t*>(c) + index, bp.mask, raw);
-      break;
   }
 }
 
