@@ -2,6 +2,7 @@
 from qtorch._dtypes import qint8, qint32, quint8
 from qtorch._isa import kernel_isa, kernel_isa_scope, set_kernel_isa, supported_isas
 from qtorch._qtensor import QTensor, quantize_per_channel, quantize_per_tensor
+import qtorch.nn.quantized._qtensor_ops  # noqa: E402,F401  (QTensor handlers: pooling, cat, activations)
 
 __all__ = [
     "QTensor",

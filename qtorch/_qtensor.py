@@ -402,6 +402,11 @@ class QTensor:
     def mean(self, dim=None, keepdim: bool = False) -> "QTensor":
         """Mean of the real values, quantized with this tensor's parameters (the classic semantics)."""
         self._require_per_tensor("mean")
+        from qtorch.nn.quantized._qtensor_ops import spatial_mean  # NCHW spatial means use the pooling kernel
+
+        pooled = spatial_mean(self, dim, keepdim)
+        if pooled is not None:
+            return pooled
         values = self.dequantize()
         result = values.mean() if dim is None else values.mean(dim, keepdim=keepdim)
         return self._with_data(self._quantize_like(result))
