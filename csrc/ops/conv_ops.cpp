@@ -128,13 +128,13 @@ std::tuple<at::Tensor, at::Tensor> conv2d_prepack(const at::Tensor& weight, cons
     // g * multiplier + j for every input channel g.
     const int64_t channels = groups, multiplier = out_channels / groups;
     const int64_t set_size = int64_t(kernels::depthwise_packed_size(channels, taps));
-    at::Tensor packed = at::empty({multiplier, set_size}, at::kShort);
+    at::Tensor packed = at::empty({multiplier, set_size}, at::kChar);
     const at::Tensor w = weight.reshape({channels, multiplier, taps}).transpose(0, 1).contiguous();
     const at::Tensor z = zps.reshape({channels, multiplier}).t().contiguous();
     std::vector<int32_t> set_sums(channels);
     for (int64_t j = 0; j < multiplier; ++j) {
       kernels::depthwise_pack(channels, taps, w[j].const_data_ptr<int8_t>(), z[j].const_data_ptr<int32_t>(),
-                              packed[j].data_ptr<int16_t>(), set_sums.data());
+                              packed[j].data_ptr<int8_t>(), set_sums.data());
       for (int64_t g = 0; g < channels; ++g) sums_out[g * multiplier + j] = set_sums[g];
     }
     return {packed, sums};
@@ -162,7 +162,7 @@ std::tuple<at::Tensor, at::Tensor> conv2d_prepack_meta(const at::Tensor& weight,
   at::Tensor sums = at::empty({out_channels}, meta.dtype(at::kInt));
   if (is_depthwise(weight.size(1), groups)) {
     return {at::empty({out_channels / groups, int64_t(kernels::depthwise_packed_size(groups, taps))},
-                      meta.dtype(at::kShort)),
+                      meta.dtype(at::kChar)),
             sums};
   }
   const int64_t n = out_channels / groups, k = taps * weight.size(1);
@@ -181,48 +181,56 @@ void conv_depthwise(const ConvPlan& p, const uint8_t* x, const at::Tensor& packe
                     const WeightParams& wp, const float* bias, const ConvArgs& a, uint8_t* y) {
   const int64_t channels = p.in_channels, multiplier = p.out_channels / p.groups;
   const size_t taps = p.geometry.taps();
-  TORCH_CHECK_VALUE(packed.scalar_type() == at::kShort && packed.dim() == 2 && packed.size(0) == multiplier &&
+  TORCH_CHECK_VALUE(packed.scalar_type() == at::kChar && packed.dim() == 2 && packed.size(0) == multiplier &&
                         packed.size(1) == int64_t(kernels::depthwise_packed_size(channels, taps)),
                     "packed_weight does not match a depthwise conv2d with ", channels, " channels, multiplier ",
                     multiplier, " and kernel of ", taps, " taps: pack it with conv2d_prepack");
   // Requantization constants per packed set, in its channel order (set j,
   // channel g is output channel g * multiplier + j); float steps as gemm_channel.
-  std::vector<int32_t> offsets(p.out_channels);
+  std::vector<int32_t> offsets(p.out_channels), zero_points(p.out_channels);
   std::vector<float> multipliers(p.out_channels), biases(p.out_channels);
   const float* scales = wp.scales.const_data_ptr<float>();
+  const int32_t* zps = wp.zero_points.const_data_ptr<int32_t>();
   for (int64_t j = 0; j < multiplier; ++j) {
     for (int64_t g = 0; g < channels; ++g) {
       const int64_t oc = g * multiplier + j, at = j * channels + g;
-      const float ab = a.input_scale * scales[wp.per_channel ? oc : 0];
+      const int64_t param = wp.per_channel ? oc : 0;
+      const float ab = a.input_scale * scales[param];
       multipliers[at] = ab / a.output_scale;
       biases[at] = bias ? bias[oc] / ab : 0.f;
       offsets[at] = -a.input_zero_point * sums[oc];
+      zero_points[at] = zps[param];
     }
   }
   const std::vector<uint8_t> padding(channels, uint8_t(a.input_zero_point));
   const kernels::DepthwiseFn fn = kernels::depthwise_select(kernels::depthwise_ukernels(), taps);
-  const int16_t* weights = packed.const_data_ptr<int16_t>();
+  const int8_t* weights = packed.const_data_ptr<int8_t>();
   const size_t set_size = size_t(packed.size(1));
   const int32_t out_min = a.relu ? a.output_zero_point : 0;
-  const int64_t rows = p.batch * p.out_h, width = p.out_w;
-  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, width * channels * int64_t(taps) / 64));
-  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-    std::vector<const uint8_t*> indirection(width * taps);
-    std::vector<uint8_t> scratch(multiplier > 1 ? width * channels : 0);
-    for (int64_t row = begin; row < end; ++row) {
-      kernels::conv_indirection(p.geometry, x, padding.data(), row * width, (row + 1) * width, indirection.data());
-      uint8_t* out = y + row * width * p.out_channels;
+  // Kernels set up each channel block once per call: call them on runs of many
+  // output pixels (across row boundaries: NHWC pixels are consecutive).
+  const int64_t pixels = int64_t(p.geometry.out_pixels());
+  const int64_t run = 512;
+  const int64_t grain = std::max<int64_t>(16, std::min<int64_t>(run, (1 << 16) / std::max<int64_t>(1, channels * int64_t(taps))));
+  at::parallel_for(0, pixels, grain, [&](int64_t begin, int64_t end) {
+    std::vector<const uint8_t*> indirection(std::min(run, end - begin) * taps);
+    std::vector<uint8_t> scratch(multiplier > 1 ? std::min(run, end - begin) * channels : 0);
+    for (int64_t first = begin; first < end; first += run) {
+      const int64_t count = std::min(run, end - first);
+      kernels::conv_indirection(p.geometry, x, padding.data(), first, first + count, indirection.data());
+      uint8_t* out = y + first * p.out_channels;
       for (int64_t j = 0; j < multiplier; ++j) {
         const kernels::DepthwiseRequant rq{offsets.data() + j * channels, multipliers.data() + j * channels,
-                                           biases.data() + j * channels, a.output_zero_point, out_min, 255};
+                                           biases.data() + j * channels, zero_points.data() + j * channels,
+                                           a.output_zero_point, out_min, 255};
         if (multiplier == 1) {
-          fn(width, channels, taps, indirection.data(), weights, rq, out, p.out_channels);
+          fn(count, channels, taps, indirection.data(), weights, rq, out, p.out_channels);
           continue;
         }
-        fn(width, channels, taps, indirection.data(), weights + j * set_size, rq, scratch.data(), channels);
-        for (int64_t ow = 0; ow < width; ++ow) {
+        fn(count, channels, taps, indirection.data(), weights + j * set_size, rq, scratch.data(), channels);
+        for (int64_t px = 0; px < count; ++px) {
           for (int64_t g = 0; g < channels; ++g) {
-            out[ow * p.out_channels + g * multiplier + j] = scratch[ow * channels + g];
+            out[px * p.out_channels + g * multiplier + j] = scratch[px * channels + g];
           }
         }
       }

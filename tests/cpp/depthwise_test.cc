@@ -22,7 +22,7 @@ struct Problem {
   std::vector<const uint8_t*> indirection;
   std::vector<int8_t> weight;        // [channels][taps]
   std::vector<int32_t> weight_zp;
-  std::vector<int16_t> packed;
+  std::vector<int8_t> packed;
   std::vector<int32_t> sums, offsets;
   std::vector<float> multipliers, biases;
   DepthwiseRequant rq;
@@ -45,7 +45,9 @@ void make_problem(Problem& pr, size_t pixels, size_t channels, size_t taps, bool
   pr.weight.resize(channels * taps);
   for (int8_t& v : pr.weight) v = int8_t(random_int(-128, 127));
   pr.weight_zp.resize(channels);
-  for (int32_t& z : pr.weight_zp) z = random_int(0, 3) == 0 ? random_int(-128, 127) : 0;
+  // Most layers have symmetric weights (all zero points 0, the fast path); some do not.
+  const bool zero_points = random_int(0, 2) == 0;
+  for (int32_t& z : pr.weight_zp) z = zero_points && random_int(0, 1) ? random_int(-128, 127) : 0;
   pr.packed.resize(depthwise_packed_size(channels, taps));
   pr.sums.resize(channels);
   depthwise_pack(channels, taps, pr.weight.data(), pr.weight_zp.data(), pr.packed.data(), pr.sums.data());
@@ -58,7 +60,8 @@ void make_problem(Problem& pr, size_t pixels, size_t channels, size_t taps, bool
     pr.biases[c] = std::uniform_real_distribution<float>(-5000.f, 5000.f)(rng());
   }
   const int32_t out_zp = random_int(0, 255);
-  pr.rq = {pr.offsets.data(), pr.multipliers.data(), pr.biases.data(), out_zp, relu ? out_zp : 0, 255};
+  pr.rq = {pr.offsets.data(), pr.multipliers.data(), pr.biases.data(), pr.weight_zp.data(), out_zp,
+           relu ? out_zp : 0, 255};
 }
 
 // The definition, from unpacked weights and centred values.
@@ -81,13 +84,13 @@ std::vector<uint8_t> reference(const Problem& pr, size_t out_stride) {
 }
 
 void check_family(DepthwiseFn DepthwiseUkernels::*fn, size_t fixed_taps) {
-  const size_t channel_counts[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 144, 161};
+  const size_t channel_counts[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 144, 161};
   const size_t tap_counts[] = {1, 2, 4, 7, 9, 25, 49};
   for (size_t channels : channel_counts) {
     for (size_t taps : tap_counts) {
       if (fixed_taps != 0 && taps != fixed_taps) continue;
       for (bool relu : {false, true}) {
-        const size_t pixels = size_t(random_int(1, 5));
+        const size_t pixels = size_t(random_int(1, 6));
         const size_t out_stride = channels + size_t(random_int(0, 3));
         Problem pr;
         make_problem(pr, pixels, channels, taps, relu);

@@ -1,6 +1,8 @@
 #include "conv/conv_geometry.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace qtorch {
 namespace kernels {
@@ -20,19 +22,42 @@ inline bool input_coord(size_t o, size_t k, size_t stride, size_t pad, size_t di
 void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_begin, size_t channels,
                  uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld) {
   const size_t per_image = g.out_h * g.out_w;
+  // With undilated windows over whole pixels, the taps of one kernel row that
+  // land inside the image are one contiguous run of input bytes.
+  const bool runs = g.dilation_w == 1 && channels == g.pixel_stride;
+  const size_t row_bytes = g.kernel_w * channels;
   for (size_t p = pixel_begin; p < pixel_end; ++p) {
     const size_t n = p / per_image, oh = p % per_image / g.out_w, ow = p % g.out_w;
     const uint8_t* image = input + n * g.in_h * g.in_w * g.pixel_stride + channel_begin;
     uint8_t* dst = rows + (p - pixel_begin) * ld;
-    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+    for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += row_bytes) {
       size_t ih;
-      const bool row_inside = input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih);
-      for (size_t kw = 0; kw < g.kernel_w; ++kw, dst += channels) {
+      if (!input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih)) {
+        std::memset(dst, pad_value, row_bytes);
+        continue;
+      }
+      const uint8_t* src_row = image + ih * g.in_w * g.pixel_stride;
+      if (runs) {
+        // Window columns [first, last) fall inside the image.
+        const size_t left = ow * g.stride_w;  // padded coordinate of column 0
+        const size_t first = left >= g.pad_w ? 0 : g.pad_w - left;
+        const size_t end_padded = g.pad_w + g.in_w;
+        const size_t last = left >= end_padded ? 0 : std::min(g.kernel_w, end_padded - left);
+        if (first >= last) {
+          std::memset(dst, pad_value, row_bytes);
+          continue;
+        }
+        std::memset(dst, pad_value, first * channels);
+        std::memcpy(dst + first * channels, src_row + (left + first - g.pad_w) * channels, (last - first) * channels);
+        std::memset(dst + last * channels, pad_value, (g.kernel_w - last) * channels);
+        continue;
+      }
+      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
         size_t iw;
-        if (row_inside && input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw)) {
-          std::memcpy(dst, image + (ih * g.in_w + iw) * g.pixel_stride, channels);
+        if (input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw)) {
+          std::memcpy(dst + kw * channels, src_row + iw * g.pixel_stride, channels);
         } else {
-          std::memset(dst, pad_value, channels);
+          std::memset(dst + kw * channels, pad_value, channels);
         }
       }
     }
@@ -41,17 +66,41 @@ void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_beg
 
 void conv_indirection(const ConvGeometry& g, const uint8_t* input, const uint8_t* padding, size_t pixel_begin,
                       size_t pixel_end, const uint8_t** out) {
+  // Offsets of the taps from the window's top-left input pixel; a window fully
+  // inside the image (most of them) needs nothing else.
+  const size_t taps = g.taps();
+  std::vector<size_t> tap_offsets(taps);
+  for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+    for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+      tap_offsets[kh * g.kernel_w + kw] = (kh * g.dilation_h * g.in_w + kw * g.dilation_w) * g.pixel_stride;
+    }
+  }
+  const size_t window_h = (g.kernel_h - 1) * g.dilation_h, window_w = (g.kernel_w - 1) * g.dilation_w;
   const size_t per_image = g.out_h * g.out_w;
+  // Output coordinates advance incrementally: no divisions per pixel.
+  size_t n = pixel_begin / per_image, oh = pixel_begin % per_image / g.out_w, ow = pixel_begin % g.out_w;
   for (size_t p = pixel_begin; p < pixel_end; ++p) {
-    const size_t n = p / per_image, oh = p % per_image / g.out_w, ow = p % g.out_w;
     const uint8_t* image = input + n * g.in_h * g.in_w * g.pixel_stride;
-    for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-      size_t ih;
-      const bool row_inside = input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih);
-      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-        size_t iw;
-        const bool inside = row_inside && input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw);
-        *out++ = inside ? image + (ih * g.in_w + iw) * g.pixel_stride : padding;
+    const size_t top = oh * g.stride_h, left = ow * g.stride_w;  // in padded coordinates
+    if (top >= g.pad_h && top - g.pad_h + window_h < g.in_h && left >= g.pad_w && left - g.pad_w + window_w < g.in_w) {
+      const uint8_t* corner = image + ((top - g.pad_h) * g.in_w + (left - g.pad_w)) * g.pixel_stride;
+      for (size_t t = 0; t < taps; ++t) *out++ = corner + tap_offsets[t];
+    } else {
+      for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+        size_t ih;
+        const bool row_inside = input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih);
+        for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+          size_t iw;
+          const bool inside = row_inside && input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw);
+          *out++ = inside ? image + (ih * g.in_w + iw) * g.pixel_stride : padding;
+        }
+      }
+    }
+    if (++ow == g.out_w) {
+      ow = 0;
+      if (++oh == g.out_h) {
+        oh = 0;
+        ++n;
       }
     }
   }

@@ -1,9 +1,13 @@
-// AVX2 path: 16 channels per step as two vectors of 8 int32, two taps per
-// pmaddwd; tail channels through the scalar definition.
+// AVX2 path: 16 channels at a time; their weights are widened once per call to
+// int16 tap pairs (minus zero points), then each pixel takes two taps per
+// pmaddwd into two vectors of 8 int32. Tail channels through the scalar
+// definition.
 #include "common/isa.h"
 #if QTORCH_ARCH_X86  // compiled into every build; empty off its architecture
 
 #include <immintrin.h>
+
+#include <vector>
 
 #include "depthwise/depthwise.h"
 #include "depthwise/depthwise_scalar.h"
@@ -32,34 +36,34 @@ inline __m128i pack16(__m256 a, __m256 b) {
 
 template <size_t kTaps>
 void depthwise(size_t pixels, size_t channels, size_t runtime_taps, const uint8_t* const* indirection,
-               const int16_t* packed, const DepthwiseRequant& rq, uint8_t* out, size_t out_stride) {
+               const int8_t* packed, const DepthwiseRequant& rq, uint8_t* out, size_t out_stride) {
   const size_t taps = kTaps > 0 ? kTaps : runtime_taps;
-  const size_t pairs = depthwise_tap_pairs(taps);
   const size_t full = channels / 16 * 16;
   const __m256 zp = _mm256_set1_ps(float(rq.out_zero_point));
   const __m256 lo = _mm256_set1_ps(float(rq.out_min)), hi = _mm256_set1_ps(float(rq.out_max));
-  for (size_t p = 0; p < pixels; ++p) {
-    const uint8_t* const* in = indirection + p * taps;
-    uint8_t* y = out + p * out_stride;
-    const int16_t* w = packed;
-    for (size_t c = 0; c < full; c += 16, w += pairs * 32) {
-      __m256i acc0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.offsets + c));
-      __m256i acc1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.offsets + c + 8));
+  std::vector<int16_t> pairs((taps + 1) / 2 * 32);
+  for (size_t c = 0; c < full; c += 16) {
+    depthwise_widen_pairs16(packed, taps, c, rq.weight_zero_points, pairs.data());
+    const __m256i* w = reinterpret_cast<const __m256i*>(pairs.data());
+    const __m256i off0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.offsets + c));
+    const __m256i off1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rq.offsets + c + 8));
+    for (size_t p = 0; p < pixels; ++p) {
+      const uint8_t* const* in = indirection + p * taps;
+      __m256i acc0 = off0, acc1 = off1;
       for (size_t t = 0; t < taps; t += 2) {
         const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in[t] + c));
         const __m128i b = t + 1 < taps ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(in[t + 1] + c))
                                        : _mm_setzero_si128();
-        const __m256i* wp = reinterpret_cast<const __m256i*>(w + t * 16);
         acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(a, b)),
-                                                        _mm256_loadu_si256(wp)));
+                                                        _mm256_loadu_si256(w + t)));
         acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_unpackhi_epi8(a, b)),
-                                                        _mm256_loadu_si256(wp + 1)));
+                                                        _mm256_loadu_si256(w + t + 1)));
       }
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + c),
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + p * out_stride + c),
                        pack16(requantize8(acc0, rq, c, zp, lo, hi), requantize8(acc1, rq, c + 8, zp, lo, hi)));
     }
-    for (size_t c = full; c < channels; ++c) y[c] = depthwise_channel(c, taps, in, packed, rq);
   }
+  depthwise_channels(full, channels, pixels, taps, indirection, packed, rq, out, out_stride);
 }
 
 }  // namespace
