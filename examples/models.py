@@ -7,6 +7,7 @@
   for qtorch.quantization, whose forward calls F.adaptive_avg_pool2d and torch.flatten.
 - ``transformer``: a Transformer encoder, dynamically quantized.
 - ``lstm``: an LSTM with a linear head, dynamically quantized.
+- ``resnet-qat``: the ResNet-style model through quantization-aware training.
 
 ``convert_model(name)`` builds one with random weights and returns (converted model, an
 example input); used by tests/test_deploy.py, the C++ example test and benchmarks.
@@ -201,11 +202,11 @@ def _randomize_batch_norms(model: nn.Module) -> None:
                 mod.bias.uniform_(-0.2, 0.2)
 
 
-def _static(model: nn.Module, example: torch.Tensor, batches: int = 3) -> nn.Module:
+def quantize_static(model: nn.Module, example: torch.Tensor, batches: int = 3) -> nn.Module:
+    """Fuse, prepare, calibrate on random batches and ``example``, convert (qtorch.quantization)."""
     import qtorch.quantization as qq
 
     model.eval()
-    _randomize_batch_norms(model)
     model = qq.fuse_modules(model, model.fuse_groups())
     model.qconfig = qq.default_qconfig
     qq.prepare(model, inplace=True)
@@ -216,7 +217,29 @@ def _static(model: nn.Module, example: torch.Tensor, batches: int = 3) -> nn.Mod
     return qq.convert(model, inplace=True)
 
 
-def _dynamic(model: nn.Module) -> nn.Module:
+def quantize_aware_training(model: nn.Module, example: torch.Tensor, steps: int = 3) -> nn.Module:
+    """Fuse for QAT, prepare_qat, a few SGD steps on random data and labels, convert."""
+    import qtorch.quantization as qq
+
+    model.train()
+    model = qq.fuse_modules_qat(model, model.fuse_groups())
+    model.qconfig = qq.default_qat_qconfig
+    qq.prepare_qat(model, inplace=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(steps):
+        x = torch.randn_like(example)
+        logits = model(x)
+        loss = F.cross_entropy(logits, torch.randint(0, logits.shape[-1], logits.shape[:1]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        model(example)
+    return qq.convert(model, inplace=True)
+
+
+def quantize_dynamic(model: nn.Module) -> nn.Module:
     import qtorch.quantization as qq
 
     return qq.quantize_dynamic(model.eval())
@@ -227,19 +250,26 @@ MODELS: Dict[str, Tuple[Callable[[], nn.Module], Callable[[], torch.Tensor], str
     "mlp": (MLP, lambda: torch.randn(5, 40), "static"),
     "resnet": (ResNetish, lambda: torch.randn(1, 3, 32, 32), "static"),
     "mobilenet": (MobileNetV2ish, lambda: torch.randn(1, 3, 32, 32), "static"),
+    "resnet-qat": (ResNetish, lambda: torch.randn(2, 3, 32, 32), "qat"),
     "transformer": (TransformerEncoderModel, lambda: torch.randn(2, 7, 32), "dynamic"),
     "lstm": (LSTMModel, lambda: torch.randn(9, 2, 16), "dynamic"),
 }
 
 
 def float_model(name: str) -> Tuple[nn.Module, torch.Tensor]:
+    """(float ``name`` model with random weights and batch norm statistics, an example input)."""
     factory, example, _ = MODELS[name]
-    return factory().eval(), example()
+    model = factory().eval()
+    _randomize_batch_norms(model)
+    return model, example()
 
 
 def convert_model(name: str) -> Tuple[nn.Module, torch.Tensor]:
     """(converted ``name`` model with random weights, an example input)."""
     model, example = float_model(name)
-    if MODELS[name][2] == "static":
-        return _static(model, example), example
-    return _dynamic(model), example
+    converter = MODELS[name][2]
+    if converter == "static":
+        return quantize_static(model, example), example
+    if converter == "qat":
+        return quantize_aware_training(model, example), example
+    return quantize_dynamic(model), example

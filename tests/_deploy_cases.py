@@ -70,6 +70,7 @@ def missing(name: str) -> str:
         return ""
     if not _has_workflow():
         return "qtorch.quantization's prepare/convert/quantize_dynamic are not here yet"
+    name = name.replace("-qat", "")
     needs = {"resnet": [nnq, "Conv2d", "MaxPool2d", "QFunctional"],
              "mobilenet": [nnq, "Conv2d", "Hardswish", "FloatFunctional", "QFunctional"],
              "lstm": [nnqd, "LSTM"]}.get(name)

@@ -15,6 +15,9 @@ from _deploy_cases import MODEL_NAMES, ROOT, bad_inputs, convert, fresh_input, m
 from qtorch._ops import LIBRARY_PATH
 
 RUN_MODEL = os.environ.get("QTORCH_RUN_MODEL", os.path.join(ROOT, "build", "torch", "run_model"))
+# The ops library CMake builds from the same sources (ninja -C build/torch qtorch_ops), where built.
+CMAKE_OPS_LIBRARY = os.path.join(os.path.dirname(RUN_MODEL), "libqtorch_ops.so")
+OPS_LIBRARIES = [LIBRARY_PATH] + ([CMAKE_OPS_LIBRARY] if os.path.exists(CMAKE_OPS_LIBRARY) else [])
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(RUN_MODEL),
@@ -31,8 +34,9 @@ def name(request) -> str:
     return request.param
 
 
-def run_model(model_path: str, input_path: str, output_path: str, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run([RUN_MODEL, LIBRARY_PATH, model_path, input_path, output_path, *flags],
+def run_model(model_path: str, input_path: str, output_path: str, *flags: str,
+              library: str = LIBRARY_PATH) -> subprocess.CompletedProcess:
+    return subprocess.run([RUN_MODEL, library, model_path, input_path, output_path, *flags],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -44,11 +48,13 @@ def _save(tmp_path, name: str, seed: int):
     return model, scripted, example, model_path
 
 
-def test_cpp_output_equals_python_bit_for_bit(name, tmp_path, _fresh_seed):
+@pytest.mark.parametrize("library", OPS_LIBRARIES, ids=os.path.basename)
+def test_cpp_output_equals_python_bit_for_bit(name, library, tmp_path, _fresh_seed):
     model, scripted, example, model_path = _save(tmp_path, name, _fresh_seed)
     x = fresh_input(example)
     torch.save(x, tmp_path / "input.pt")
-    done = run_model(model_path, str(tmp_path / "input.pt"), str(tmp_path / "output.pt"), "--threads", "2")
+    done = run_model(model_path, str(tmp_path / "input.pt"), str(tmp_path / "output.pt"), "--threads", "2",
+                     library=library)
     assert done.returncode == 0, done.stderr
     output = torch.load(tmp_path / "output.pt")
     with torch.no_grad():
