@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.ao import quantization as ao
+from torch.ao.nn.quantized import FloatFunctional as AoFloatFunctional
 
 
 class MLP(nn.Module):
@@ -52,7 +53,7 @@ class BasicBlock(nn.Module):
         if stride != 1 or channels_in != channels:
             self.downsample = nn.Sequential(nn.Conv2d(channels_in, channels, 1, stride, bias=False),
                                             nn.BatchNorm2d(channels))
-        self.add_relu = ao.FloatFunctional()
+        self.add_relu = AoFloatFunctional()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -103,7 +104,7 @@ def _stubs_and_functional() -> Tuple[Any, Any, Any]:
     try:
         from qtorch.nn.quantized import FloatFunctional  # type: ignore[attr-defined]
     except ImportError:
-        FloatFunctional = ao.FloatFunctional
+        FloatFunctional = AoFloatFunctional
     return QuantStub, DeQuantStub, FloatFunctional
 
 

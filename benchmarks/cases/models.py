@@ -12,6 +12,7 @@ from typing import Any, Callable, List
 import torch
 from torch import nn
 from torch.ao import quantization as ao
+from torch.ao.nn.quantized import FloatFunctional as AoFloatFunctional
 
 from benchmarks.harness import Case, Contender, native_engine, quiet_native
 from examples import models as example_models
@@ -21,7 +22,7 @@ STATIC_MODELS = ["resnet", "mobilenet"]
 
 def _with_torch_ao_stubs(model: nn.Module) -> nn.Module:
     """The model with torch.ao's stubs and FloatFunctional where it has qtorch's, for torch.ao's convert."""
-    replacements = {"QuantStub": ao.QuantStub, "DeQuantStub": ao.DeQuantStub, "FloatFunctional": ao.FloatFunctional}
+    replacements = {"QuantStub": ao.QuantStub, "DeQuantStub": ao.DeQuantStub, "FloatFunctional": AoFloatFunctional}
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             cls = replacements.get(type(child).__name__)
