@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 #include <vector>
 
@@ -99,6 +100,19 @@ WeightParams check_weight_params(const at::Tensor& scales, const at::Tensor& zer
   const int64_t n = scales.numel();
   TORCH_CHECK_VALUE(n == 1 || n == out_channels, "weight_scales must hold 1 value (per tensor) or ", out_channels,
                     " (one per output channel), got ", n);
+  // The usual case (what modules hold): float32 and int32, contiguous, checked
+  // in place; a handful of torch ops per call would cost more than a small conv.
+  if (scales.scalar_type() == at::kFloat && zero_points.scalar_type() == at::kInt && scales.is_contiguous() &&
+      zero_points.is_contiguous() && zero_points.numel() == n) {
+    const float* s = scales.const_data_ptr<float>();
+    const int32_t* z = zero_points.const_data_ptr<int32_t>();
+    bool valid = true;
+    for (int64_t i = 0; i < n; ++i) {
+      valid &= s[i] > 0.f && std::isfinite(s[i]) && std::isfinite(1.0f / s[i]) && z[i] >= -128 && z[i] <= 127;
+    }
+    if (valid) return {scales.reshape({-1}), zero_points.reshape({-1}), n > 1};
+  }
+  // Anything else, and every error message, through the shared checks.
   const ChannelParams c = check_channel_params(scales.reshape({-1}), zero_points.reshape({-1}), n, at::kChar);
   return {c.scales, c.zero_points, n > 1};
 }
