@@ -352,3 +352,31 @@ def test_scripted_module_with_no_input_qparams_is_an_error():
     q = torch.jit.script(nnq.Conv2d(3, 4, 3))
     with pytest.raises(Exception, match="input quantization parameters"):
         q(torch.zeros(1, 3, 5, 5, dtype=torch.uint8))
+
+
+def test_eager_qtensor_call_equals_scripted_and_functional():
+    x = torch.randn(2, 6, 9, 9)
+    conv = calibrated(nn.Conv2d(6, 12, 3, 2, 1, groups=3), qconfigs()["per_channel"], x)
+    q = nnq.Conv2d.from_float(conv)
+    sx, zx = input_qparams(x)
+    qx = qtorch.quantize_per_tensor(x, sx, zx, torch.uint8)
+    eager = q(qx)  # no input parameters held: the QTensor's are used
+    assert isinstance(eager, qtorch.QTensor)
+    assert (eager.q_scale(), eager.q_zero_point()) == (q.scale, q.zero_point)
+    q.set_input_qparams(sx, zx)
+    scripted = torch.jit.script(q)(qx.int_repr())
+    assert torch.equal(eager.int_repr(), scripted)
+    functional = nnq.functional.conv2d(qx, q.weight(), q.bias(), stride=2, padding=1, groups=3, scale=q.scale,
+                                       zero_point=q.zero_point)
+    assert torch.equal(functional.int_repr(), scripted)
+    with pytest.raises(ValueError, match="padding_mode"):
+        nnq.functional.conv2d(qx, q.weight(), None, padding_mode="circular")
+
+
+def test_module_channel_mismatch_names_the_channels():
+    q = nnq.Conv2d(3, 4, 3)
+    q.set_input_qparams(0.1, 3)
+    with pytest.raises(ValueError, match="3 input channels"):
+        q(torch.zeros(1, 5, 6, 6, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="4-d"):
+        q(torch.zeros(3, 6, 6, dtype=torch.uint8))

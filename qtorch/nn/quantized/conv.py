@@ -225,6 +225,11 @@ class Conv2d(QuantizedModule):
     # --- compute -------------------------------------------------------------------------------------
     def _conv(self, x: torch.Tensor, relu: bool) -> torch.Tensor:
         x = self._integer_input(x)
+        if x.dim() != 4:
+            raise ValueError("quantized Conv2d takes a 4-d input (N, C, H, W), got a {}-d tensor".format(x.dim()))
+        if x.size(1) != self.in_channels:
+            raise ValueError("quantized Conv2d expects {} input channels, got an input of shape {}".format(
+                self.in_channels, list(x.shape)))
         if not self.has_input_qparams:
             raise RuntimeError("quantized Conv2d has no input quantization parameters: convert() sets them, "
                                "or call set_input_qparams(scale, zero_point), or pass a qtorch.QTensor")
