@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <tuple>
 #include <vector>
 
@@ -269,6 +270,11 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   const int64_t pixels = int64_t(g.out_pixels());
   // Gathered tiles stay within ~128 KiB (L2) so the GEMM re-reads them from cache.
   const int64_t tile = direct ? 192 : std::max<int64_t>(12, std::min<int64_t>(192, (128 << 10) / int64_t(k)) / 6 * 6);
+  // Gathered rows are padded to a whole group of 4 with the input zero point so
+  // the GEMM never takes its K-tail path. The packed weight is the same for k
+  // and the padded k (zero-filled), and the zero-point terms balance: the pad
+  // adds (k_rows - k) * a_zp to each row sum and to the k * a_zp * b_zp term.
+  const size_t k_rows = direct ? k : (k + kernels::kGemmGroupK - 1) / kernels::kGemmGroupK * kernels::kGemmGroupK;
   const int64_t tiles = (pixels + tile - 1) / tile;
   // Split output channels too when tiles alone would leave threads idle.
   const int64_t blocks = (group_out + 15) / 16;
@@ -286,7 +292,7 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   const int8_t* weights = packed.const_data_ptr<int8_t>();
   const int64_t tasks = tiles * p.groups * n_chunks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> rows(direct ? 0 : size_t(tile) * k);
+    std::vector<uint8_t> rows(direct ? 0 : size_t(tile) * k_rows);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % n_chunks, group = task / n_chunks % p.groups, t = task / n_chunks / p.groups;
       const int64_t m0 = t * tile, m = std::min(tile, pixels - m0);
@@ -304,7 +310,7 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
       out.c_zero_point = a.output_zero_point;
       out.relu = a.relu;
       out.output = kernels::GemmOutput::kUint8;
-      const kernels::PackedB b{weights + group * group_size, sums + channel0, size_t(group_out), k};
+      const kernels::PackedB b{weights + group * group_size, sums + channel0, size_t(group_out), k_rows};
       const uint8_t* a_rows;
       size_t lda;
       if (direct) {
@@ -312,9 +318,12 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
         lda = size_t(p.in_channels);
       } else {
         kernels::im2col_rows(g, x, size_t(group * group_in), size_t(group_in), uint8_t(a.input_zero_point),
-                             size_t(m0), size_t(m0 + m), rows.data(), k);
+                             size_t(m0), size_t(m0 + m), rows.data(), k_rows);
+        if (k_rows != k) {
+          for (int64_t r = 0; r < m; ++r) std::memset(rows.data() + r * k_rows + k, a.input_zero_point, k_rows - k);
+        }
         a_rows = rows.data();
-        lda = k;
+        lda = k_rows;
       }
       gemm(size_t(m), n_begin, n_end, a_rows, lda, b, out, y + m0 * p.out_channels + channel0,
            size_t(p.out_channels));

@@ -26,39 +26,56 @@ void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_beg
   // land inside the image are one contiguous run of input bytes.
   const bool runs = g.dilation_w == 1 && channels == g.pixel_stride;
   const size_t row_bytes = g.kernel_w * channels;
+  const size_t window_h = (g.kernel_h - 1) * g.dilation_h, window_w = (g.kernel_w - 1) * g.dilation_w;
+  const size_t line = g.in_w * g.pixel_stride;
+  // Output coordinates advance incrementally: no divisions per pixel.
+  size_t n = pixel_begin / per_image, oh = pixel_begin % per_image / g.out_w, ow = pixel_begin % g.out_w;
   for (size_t p = pixel_begin; p < pixel_end; ++p) {
-    const size_t n = p / per_image, oh = p % per_image / g.out_w, ow = p % g.out_w;
-    const uint8_t* image = input + n * g.in_h * g.in_w * g.pixel_stride + channel_begin;
+    const uint8_t* image = input + n * g.in_h * line + channel_begin;
     uint8_t* dst = rows + (p - pixel_begin) * ld;
-    for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += row_bytes) {
-      size_t ih;
-      if (!input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih)) {
-        std::memset(dst, pad_value, row_bytes);
-        continue;
-      }
-      const uint8_t* src_row = image + ih * g.in_w * g.pixel_stride;
-      if (runs) {
-        // Window columns [first, last) fall inside the image.
-        const size_t left = ow * g.stride_w;  // padded coordinate of column 0
-        const size_t first = left >= g.pad_w ? 0 : g.pad_w - left;
-        const size_t end_padded = g.pad_w + g.in_w;
-        const size_t last = left >= end_padded ? 0 : std::min(g.kernel_w, end_padded - left);
-        if (first >= last) {
+    const size_t top = oh * g.stride_h, left = ow * g.stride_w;  // in padded coordinates
+    const bool inside =
+        top >= g.pad_h && top - g.pad_h + window_h < g.in_h && left >= g.pad_w && left - g.pad_w + window_w < g.in_w;
+    if (inside && runs) {  // the common case: kernel_h copies
+      const uint8_t* src = image + (top - g.pad_h) * line + (left - g.pad_w) * g.pixel_stride;
+      for (size_t kh = 0; kh < g.kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * g.dilation_h * line, row_bytes);
+    } else {
+      for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += row_bytes) {
+        size_t ih;
+        if (!input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih)) {
           std::memset(dst, pad_value, row_bytes);
           continue;
         }
-        std::memset(dst, pad_value, first * channels);
-        std::memcpy(dst + first * channels, src_row + (left + first - g.pad_w) * channels, (last - first) * channels);
-        std::memset(dst + last * channels, pad_value, (g.kernel_w - last) * channels);
-        continue;
-      }
-      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-        size_t iw;
-        if (input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw)) {
-          std::memcpy(dst + kw * channels, src_row + iw * g.pixel_stride, channels);
-        } else {
-          std::memset(dst + kw * channels, pad_value, channels);
+        const uint8_t* src_row = image + ih * line;
+        if (runs) {
+          // Window columns [first, last) fall inside the image.
+          const size_t first = left >= g.pad_w ? 0 : g.pad_w - left;
+          const size_t end_padded = g.pad_w + g.in_w;
+          const size_t last = left >= end_padded ? 0 : std::min(g.kernel_w, end_padded - left);
+          if (first >= last) {
+            std::memset(dst, pad_value, row_bytes);
+            continue;
+          }
+          std::memset(dst, pad_value, first * channels);
+          std::memcpy(dst + first * channels, src_row + (left + first - g.pad_w) * channels, (last - first) * channels);
+          std::memset(dst + last * channels, pad_value, (g.kernel_w - last) * channels);
+          continue;
         }
+        for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+          size_t iw;
+          if (input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw)) {
+            std::memcpy(dst + kw * channels, src_row + iw * g.pixel_stride, channels);
+          } else {
+            std::memset(dst + kw * channels, pad_value, channels);
+          }
+        }
+      }
+    }
+    if (++ow == g.out_w) {
+      ow = 0;
+      if (++oh == g.out_h) {
+        oh = 0;
+        ++n;
       }
     }
   }
