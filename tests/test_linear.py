@@ -134,6 +134,8 @@ def test_empty_rows_leading_dims_and_strides(isa):
     bias = torch.randn(n)
     args = (w, scales, zps, bias, 0.05, 10, 0.4, 120)
     assert static_linear(torch.empty(0, k, dtype=torch.uint8), *args).shape == (0, n)
+    x1 = torch.randint(0, 256, (k,), dtype=torch.uint8)
+    assert torch.equal(static_linear(x1, *args), static_linear(x1[None], *args)[0])
     x = torch.randint(0, 256, (2, 3, 5, k), dtype=torch.uint8)
     y = static_linear(x, *args)
     assert y.shape == (2, 3, 5, n)
@@ -446,6 +448,8 @@ def test_bad_input_raises_clear_errors():
         ops.linear_dynamic(x, packed, col_sums, k, None, scales, zps)
     with pytest.raises(ValueError, match="in_features"):
         ops.linear_dynamic(torch.randn(2, k + 3), packed, col_sums, k, None, scales, zps)
+    with pytest.raises(ValueError, match="finite"):
+        ops.linear_dynamic(torch.tensor([[float("nan")] * k]), packed, col_sums, k, None, scales, zps)
     with pytest.raises(ValueError, match="in_features"):
         ops.linear_dynamic_fp16(torch.randn(2, k + 3), ops.linear_prepack_fp16(w.float()), n, None)
     mod = nnq.Linear(k, n)

@@ -2,6 +2,7 @@
 // dequantized float for float edges), dynamic linear (float -> float with
 // activations quantized per call) over the GEMM kernels of csrc/kernels/gemm.
 #include <ATen/Parallel.h>
+#include <c10/util/ParallelGuard.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -261,15 +262,26 @@ at::Tensor linear_dynamic(const at::Tensor& input, const at::Tensor& packed, con
   at::Tensor out = at::empty(output_shape(input, args.n), input.options());
   if (input.numel() == 0) return out;  // in_features > 0, so M == 0: nothing to compute
   const at::Tensor x = input.contiguous();
-  const auto minmax = at::aminmax(x);
-  const DynamicParams q = choose_dynamic_params(std::get<0>(minmax).item<float>(), std::get<1>(minmax).item<float>(),
-                                                reduce_range);
+  // Activations are small next to the GEMM: below kSerialElements their range
+  // and quantization run on the calling thread (ParallelGuard makes torch's
+  // reduction serial), so a call costs one fork/join, the GEMM's.
+  constexpr int64_t kSerialElements = 1 << 18;
+  std::tuple<at::Tensor, at::Tensor> minmax;
+  {
+    c10::ParallelGuard serial(c10::ParallelGuard::is_enabled() || x.numel() <= kSerialElements);
+    minmax = at::aminmax(x);
+  }
+  const float min = std::get<0>(minmax).item<float>(), max = std::get<1>(minmax).item<float>();
+  TORCH_CHECK_VALUE(std::isfinite(min) && std::isfinite(max),
+                    "input must be finite: dynamic quantization takes its range from the input, got min ", min,
+                    " and max ", max);
+  const DynamicParams q = choose_dynamic_params(min, max, reduce_range);
   at::Tensor xq = at::empty(x.sizes(), x.options().dtype(at::kByte));
   const auto quantize_u8 = kernels::quantize_ukernels().quantize_u8;
   const float inv_scale = 1.0f / q.scale;
   const float* src = x.const_data_ptr<float>();
   uint8_t* dst = xq.data_ptr<uint8_t>();
-  at::parallel_for(0, x.numel(), 1 << 15, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, x.numel(), kSerialElements, [&](int64_t b, int64_t e) {
     quantize_u8(e - b, src + b, dst + b, inv_scale, q.zero_point);
   });
   OutputPipeline p = args.pipeline;
