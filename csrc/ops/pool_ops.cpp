@@ -1,8 +1,8 @@
 // Pooling and resize ops on uint8 quantized tensors (N, C, H, W) or (C, H, W):
 // max_pool2d, avg_pool2d, adaptive_avg_pool2d, nearest and bilinear upsampling.
-// The kernels work on NHWC; channels_last input is processed in place, NCHW
-// input goes through a channels_last copy and its result is returned NCHW, so
-// the output keeps the input's memory format.
+// The output keeps the input's memory format. Pooling works on channels_last
+// (the fast path: vectors over channels) and NCHW planes directly; resizing
+// works on NHWC, so NCHW input goes through a channels_last copy.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -80,8 +80,9 @@ struct Window2d {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
 };
 
-Window2d check_window(const Nhwc& v, at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
-                      at::IntArrayRef dilation, bool ceil_mode, bool avg, const char* op) {
+Window2d check_window(int64_t height, int64_t width, int64_t channels, at::IntArrayRef kernel_size,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool avg,
+                      const char* op) {
   Window2d g;
   std::tie(g.kh, g.kw) = pair_arg(kernel_size, "kernel_size", op);
   std::tie(g.sh, g.sw) = stride.empty() ? std::make_pair(g.kh, g.kw) : pair_arg(stride, "stride", op);
@@ -95,45 +96,120 @@ Window2d check_window(const Nhwc& v, at::IntArrayRef kernel_size, at::IntArrayRe
   TORCH_CHECK_VALUE(g.ph <= eff_h / 2 && g.pw <= eff_w / 2, op,
                     ": padding must be at most half the (effective) kernel size, got padding ", padding,
                     " for kernel_size ", kernel_size);
-  g.oh = pooling_output_size(v.h, g.kh, g.ph, g.sh, g.dh, ceil_mode);
-  g.ow = pooling_output_size(v.w, g.kw, g.pw, g.sw, g.dw, ceil_mode);
+  g.oh = pooling_output_size(height, g.kh, g.ph, g.sh, g.dh, ceil_mode);
+  g.ow = pooling_output_size(width, g.kw, g.pw, g.sw, g.dw, ceil_mode);
   TORCH_CHECK_VALUE(g.oh >= 1 && g.ow >= 1, op, ": the pooling window (kernel_size ", kernel_size, ", dilation ",
-                    dilation, ", padding ", padding, ") does not fit the input of size ", v.h, "x", v.w,
+                    dilation, ", padding ", padding, ") does not fit the input of size ", height, "x", width,
                     ": output size would be ", g.oh, "x", g.ow);
-  TORCH_CHECK_VALUE(v.c > 0, op, ": input must have at least one channel");
+  TORCH_CHECK_VALUE(channels > 0, op, ": input must have at least one channel");
   return g;
 }
 
-// ---- max_pool2d --------------------------------------------------------------
+// Pooling runs on either layout without copies: an NHWC image is H x W pixels of
+// C contiguous channels; an NCHW tensor is N * C planes of H x W pixels of one
+// channel. `Images` describes both (the kernels take channels and strides).
+struct Images {
+  at::Tensor x;        // the input in the layout used
+  bool nhwc;           // else NCHW planes
+  bool batched;        // the input was 4-d
+  int64_t n, c, h, w;  // logical sizes
+  int64_t count;       // images: N (NHWC) or N * C (NCHW)
+  int64_t ch;          // values per pixel: C (NHWC) or 1 (NCHW)
+};
+
+Images as_images(const at::Tensor& input, const char* op) {
+  check_dtype(input, at::kByte, "input");
+  TORCH_CHECK_VALUE(input.dim() == 3 || input.dim() == 4, op, ": input must be 3-d (C, H, W) or 4-d (N, C, H, W), got ",
+                    input.dim(), "-d");
+  Images v;
+  v.batched = input.dim() == 4;
+  const at::Tensor x4 = v.batched ? input : input.unsqueeze(0);
+  v.nhwc = x4.is_contiguous(at::MemoryFormat::ChannelsLast) && !x4.is_contiguous();
+  v.x = v.nhwc ? x4 : x4.contiguous();
+  v.n = x4.size(0), v.c = x4.size(1), v.h = x4.size(2), v.w = x4.size(3);
+  v.count = v.nhwc ? v.n : v.n * v.c;
+  v.ch = v.nhwc ? v.c : 1;
+  return v;
+}
+
+at::Tensor empty_images(const Images& v, int64_t oh, int64_t ow) {
+  at::Tensor y = at::empty({v.n, v.c, oh, ow}, v.x.options().memory_format(
+                                                   v.nhwc ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  return y;
+}
+
+at::Tensor unbatch(const Images& v, const at::Tensor& y) { return v.batched ? y : y.squeeze(0); }
+
+// Runs fn(image, output_row) for every output row of every image, in parallel.
+template <typename Fn>
+void for_each_image_row(const Images& v, int64_t oh, int64_t ow, const Fn& fn) {
+  const int64_t row_bytes = std::max<int64_t>(1, ow * v.ch);
+  at::parallel_for(0, v.count * oh, std::max<int64_t>(1, kGrain / row_bytes), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) fn(r / oh, r % oh);
+  });
+}
+
+// Output columns [lo, hi) whose windows lie entirely inside the input (no padding, no
+// ceil_mode overhang): they form one kernel call with a constant row step.
+std::pair<int64_t, int64_t> interior_columns(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad,
+                                             int64_t dilation) {
+  const int64_t lo = std::min(out, (pad + stride - 1) / stride);
+  const int64_t last_start = in - 1 + pad - (kernel - 1) * dilation;  // ow * stride must not exceed it
+  const int64_t hi = last_start < 0 ? lo : std::max(lo, std::min(out, last_start / stride + 1));
+  return {lo, hi};
+}
+
+// ---- max_pool2d: separable, a vertical max over whole input rows, then a horizontal max
 
 at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                       at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const Nhwc v = as_nhwc(input, "max_pool2d");
-  const Window2d g = check_window(v, kernel_size, stride, padding, dilation, ceil_mode, false, "max_pool2d");
-  at::Tensor y = empty_nhwc(v, g.oh, g.ow);
+  const Images v = as_images(input, "max_pool2d");
+  const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, dilation, ceil_mode, false, "max_pool2d");
+  at::Tensor y = empty_images(v, g.oh, g.ow);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().max_pool_u8;
-  const int64_t C = v.c;
-  for_each_output_row(v, g.oh, g.ow, [&](int64_t n, int64_t oh) {
-    std::vector<const uint8_t*> rows(g.kh * g.kw);
-    const uint8_t* image = px + n * v.h * v.w * C;
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      size_t count = 0;
-      for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-        if (ih < 0 || ih >= v.h) continue;
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t iw = ow * g.sw - g.pw + j * g.dw;
-          if (iw >= 0 && iw < v.w) rows[count++] = image + (ih * v.w + iw) * C;
-        }
+  const int64_t ch = v.ch, row_bytes = v.w * ch;
+  const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, g.dw);
+  for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {
+    thread_local std::vector<uint8_t> vertical;
+    std::vector<const uint8_t*> rows;
+    const uint8_t* src = px + image * v.h * row_bytes;
+    uint8_t* out = py + (image * g.oh + oh) * g.ow * ch;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+      if (ih >= 0 && ih < v.h) rows.push_back(src + ih * row_bytes);
+    }
+    if (rows.empty()) {  // a window row entirely in padding
+      std::memset(out, 0, g.ow * ch);
+      return;
+    }
+    const uint8_t* row = rows[0];
+    if (rows.size() > 1) {
+      vertical.resize(row_bytes);
+      fn(1, row_bytes, rows.size(), rows.data(), 0, vertical.data(), 0);
+      row = vertical.data();
+    }
+    auto columns = [&](int64_t ow) {
+      rows.clear();
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const int64_t iw = ow * g.sw - g.pw + j * g.dw;
+        if (iw >= 0 && iw < v.w) rows.push_back(row + iw * ch);
       }
-      uint8_t* out = py + ((n * g.oh + oh) * g.ow + ow) * C;
-      if (count == 0) std::memset(out, 0, C);  // a window entirely in padding
-      else fn(C, count, rows.data(), out);
+    };
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      if (ow == lo && hi > lo) {
+        columns(lo);
+        fn(hi - lo, ch, rows.size(), rows.data(), g.sw * ch, out + lo * ch, ch);
+        ow = hi - 1;
+        continue;
+      }
+      columns(ow);
+      if (rows.empty()) std::memset(out + ow * ch, 0, ch);
+      else fn(1, ch, rows.size(), rows.data(), 0, out + ow * ch, 0);
     }
   });
-  return finish(v, y);
+  return unbatch(v, y);
 }
 
 // ---- avg_pool2d / adaptive_avg_pool2d ---------------------------------------
@@ -159,70 +235,86 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
                       at::IntArrayRef padding, bool ceil_mode, bool count_include_pad,
                       std::optional<int64_t> divisor_override, double input_scale, int64_t input_zero_point,
                       double scale, int64_t zero_point) {
-  const Nhwc v = as_nhwc(input, "avg_pool2d");
-  const Window2d g = check_window(v, kernel_size, stride, padding, {1}, ceil_mode, true, "avg_pool2d");
+  const Images v = as_images(input, "avg_pool2d");
+  const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, {1}, ceil_mode, true, "avg_pool2d");
   TORCH_CHECK_VALUE(!divisor_override.has_value() || *divisor_override != 0, "avg_pool2d: divisor_override must be non-zero");
   const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
-  at::Tensor y = empty_nhwc(v, g.oh, g.ow);
+  at::Tensor y = empty_images(v, g.oh, g.ow);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().avg_pool_u8;
-  const int64_t C = v.c;
-  for_each_output_row(v, g.oh, g.ow, [&](int64_t n, int64_t oh) {
-    std::vector<const uint8_t*> rows(g.kh * g.kw);
-    const uint8_t* image = px + n * v.h * v.w * C;
+  const int64_t ch = v.ch;
+  const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, 1);
+  for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {
+    std::vector<const uint8_t*> rows;
+    const uint8_t* src = px + image * v.h * v.w * ch;
+    uint8_t* out = py + (image * g.oh + oh) * g.ow * ch;
     int64_t h0 = oh * g.sh - g.ph, h1 = std::min(h0 + g.kh, v.h + g.ph);
     const int64_t pool_h = h1 - h0;
     h0 = std::max<int64_t>(h0, 0), h1 = std::min(h1, v.h);
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
+    auto window = [&](int64_t ow, int64_t* pool_w) {
       int64_t w0 = ow * g.sw - g.pw, w1 = std::min(w0 + g.kw, v.w + g.pw);
-      const int64_t pool_w = w1 - w0;
+      *pool_w = w1 - w0;
       w0 = std::max<int64_t>(w0, 0), w1 = std::min(w1, v.w);
-      size_t count = 0;
+      rows.clear();
       for (int64_t ih = h0; ih < h1; ++ih) {
-        for (int64_t iw = w0; iw < w1; ++iw) rows[count++] = image + (ih * v.w + iw) * C;
+        for (int64_t iw = w0; iw < w1; ++iw) rows.push_back(src + (ih * v.w + iw) * ch);
       }
       const int64_t divisor = divisor_override.has_value() ? *divisor_override
-                              : count_include_pad         ? pool_h * pool_w
-                                                          : int64_t(count);
-      uint8_t* out = py + ((n * g.oh + oh) * g.ow + ow) * C;
-      fn(C, count, rows.data(), out, avg_params(r, count, std::max<int64_t>(divisor, 1)));
+                              : count_include_pad         ? pool_h * *pool_w
+                                                          : int64_t(rows.size());
+      return avg_params(r, rows.size(), std::max<int64_t>(divisor, 1));
+    };
+    int64_t pool_w;
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      if (ow == lo && hi > lo) {  // full windows: same count and divisor, one call
+        const kernels::AvgPoolParams p = window(lo, &pool_w);
+        fn(hi - lo, ch, rows.size(), rows.data(), g.sw * ch, out + lo * ch, ch, p);
+        ow = hi - 1;
+        continue;
+      }
+      const kernels::AvgPoolParams p = window(ow, &pool_w);
+      fn(1, ch, rows.size(), rows.data(), 0, out + ow * ch, 0, p);
     }
   });
-  return finish(v, y);
+  return unbatch(v, y);
 }
 
+// Every image has the same windows: one kernel call per output pixel covers a
+// range of images (the image stride is the row step).
 at::Tensor adaptive_avg_pool2d(const at::Tensor& input, at::IntArrayRef output_size, double input_scale,
                                int64_t input_zero_point, double scale, int64_t zero_point) {
-  const Nhwc v = as_nhwc(input, "adaptive_avg_pool2d");
+  const Images v = as_images(input, "adaptive_avg_pool2d");
   int64_t oh, ow;
   std::tie(oh, ow) = pair_arg(output_size, "output_size", "adaptive_avg_pool2d");
   TORCH_CHECK_VALUE(oh >= 1 && ow >= 1, "adaptive_avg_pool2d: output_size must be positive, got ", output_size);
   TORCH_CHECK_VALUE(v.h >= 1 && v.w >= 1 && v.c >= 1, "adaptive_avg_pool2d: input must be non-empty, got shape ",
                     input.sizes());
   const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
-  at::Tensor y = empty_nhwc(v, oh, ow);
+  at::Tensor y = empty_images(v, oh, ow);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().avg_pool_u8;
-  const int64_t C = v.c;
+  const int64_t ch = v.ch, in_image = v.h * v.w * ch, out_image = oh * ow * ch;
   auto start = [](int64_t o, int64_t in, int64_t out) { return (o * in) / out; };
   auto end = [](int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; };
-  for_each_output_row(v, oh, ow, [&](int64_t n, int64_t i) {
-    const uint8_t* image = px + n * v.h * v.w * C;
-    const int64_t h0 = start(i, v.h, oh), h1 = end(i, v.h, oh);
+  const int64_t work_per_image = std::max<int64_t>(1, in_image);
+  at::parallel_for(0, v.count, std::max<int64_t>(1, kGrain / work_per_image), [&](int64_t first, int64_t last) {
     std::vector<const uint8_t*> rows;
-    for (int64_t j = 0; j < ow; ++j) {
-      const int64_t w0 = start(j, v.w, ow), w1 = end(j, v.w, ow);
-      rows.clear();
-      for (int64_t ih = h0; ih < h1; ++ih) {
-        for (int64_t iw = w0; iw < w1; ++iw) rows.push_back(image + (ih * v.w + iw) * C);
+    for (int64_t i = 0; i < oh; ++i) {
+      const int64_t h0 = start(i, v.h, oh), h1 = end(i, v.h, oh);
+      for (int64_t j = 0; j < ow; ++j) {
+        const int64_t w0 = start(j, v.w, ow), w1 = end(j, v.w, ow);
+        rows.clear();
+        for (int64_t ih = h0; ih < h1; ++ih) {
+          for (int64_t iw = w0; iw < w1; ++iw) rows.push_back(px + first * in_image + (ih * v.w + iw) * ch);
+        }
+        fn(last - first, ch, rows.size(), rows.data(), in_image, py + first * out_image + (i * ow + j) * ch,
+           out_image, avg_params(r, rows.size(), int64_t(rows.size())));
       }
-      uint8_t* out = py + ((n * oh + i) * ow + j) * C;
-      fn(C, rows.size(), rows.data(), out, avg_params(r, rows.size(), int64_t(rows.size())));
     }
   });
-  return finish(v, y);
+  return unbatch(v, y);
 }
 
 // ---- upsampling --------------------------------------------------------------
@@ -331,15 +423,15 @@ Nhwc meta_view(const at::Tensor& input, const char* op) {
 
 at::Tensor max_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
-  const Window2d g = check_window(meta_view(input, "max_pool2d"), kernel_size, stride, padding, dilation, ceil_mode,
-                                  false, "max_pool2d");
+  const Nhwc m = meta_view(input, "max_pool2d");
+  const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, dilation, ceil_mode, false, "max_pool2d");
   return meta_output(input, "max_pool2d", g.oh, g.ow);
 }
 at::Tensor avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, bool ceil_mode, bool, std::optional<int64_t>, double, int64_t,
                            double, int64_t) {
-  const Window2d g = check_window(meta_view(input, "avg_pool2d"), kernel_size, stride, padding, {1}, ceil_mode, true,
-                                  "avg_pool2d");
+  const Nhwc m = meta_view(input, "avg_pool2d");
+  const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, {1}, ceil_mode, true, "avg_pool2d");
   return meta_output(input, "avg_pool2d", g.oh, g.ow);
 }
 at::Tensor adaptive_avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef output_size, double, int64_t, double,

@@ -37,14 +37,14 @@ TEST(max_pool_u8) {
     for (size_t count : kCounts) {
       Rows rows(count, channels);
       std::vector<uint8_t> want(channels), got(channels);
-      kPoolScalar.max_pool_u8(channels, count, rows.ptrs.data(), want.data());
+      kPoolScalar.max_pool_u8(1, channels, count, rows.ptrs.data(), 0, want.data(), 0);
       for (size_t c = 0; c < channels; ++c) {
         uint8_t m = 0;
         for (size_t k = 0; k < count; ++k) m = std::max(m, rows.data[k][c]);
         CHECK_EQ(want[c], m);
       }
       for (Isa isa : qtorch::testing::vector_isas()) {
-        pool_ukernels(isa).max_pool_u8(channels, count, rows.ptrs.data(), got.data());
+        pool_ukernels(isa).max_pool_u8(1, channels, count, rows.ptrs.data(), 0, got.data(), 0);
         CHECK(want == got);
       }
     }
@@ -60,7 +60,7 @@ TEST(avg_pool_u8) {
       const size_t divisor = count + random_int(0, 3);  // count_include_pad or divisor_override
       AvgPoolParams p{-zp_in * int32_t(count), ratio / float(divisor), random_int(0, 255)};
       std::vector<uint8_t> want(channels), got(channels);
-      kPoolScalar.avg_pool_u8(channels, count, rows.ptrs.data(), want.data(), p);
+      kPoolScalar.avg_pool_u8(1, channels, count, rows.ptrs.data(), 0, want.data(), 0, p);
       for (size_t c = 0; c < channels; ++c) {
         int32_t sum = p.bias;
         for (size_t k = 0; k < count; ++k) sum += rows.data[k][c];
@@ -68,8 +68,42 @@ TEST(avg_pool_u8) {
         CHECK_EQ(int(want[c]), int(std::min(255.0, std::max(0.0, q))));
       }
       for (Isa isa : qtorch::testing::vector_isas()) {
-        pool_ukernels(isa).avg_pool_u8(channels, count, rows.ptrs.data(), got.data(), p);
+        pool_ukernels(isa).avg_pool_u8(1, channels, count, rows.ptrs.data(), 0, got.data(), 0, p);
         CHECK(want == got);
+      }
+    }
+  }
+}
+
+// Several outputs per call: windows sliding by row_step (NHWC rows with
+// channels > 1, NCHW planes with channels == 1), outputs y_step apart.
+TEST(pool_u8_many_outputs) {
+  for (size_t channels : {size_t(1), size_t(3), size_t(16), size_t(64), size_t(67)}) {
+    for (size_t row_step : {size_t(1), size_t(2), size_t(3)}) {
+      const size_t outputs = 13, count = 3, step = row_step * channels;
+      Rows rows(count, outputs * step + channels);
+      const size_t y_step = channels + 2;
+      const AvgPoolParams p{-int32_t(count) * random_int(0, 255), 1.f / 3.f, random_int(0, 255)};
+      std::vector<uint8_t> want_max(outputs * y_step), got(outputs * y_step), want_avg(outputs * y_step);
+      kPoolScalar.max_pool_u8(outputs, channels, count, rows.ptrs.data(), step, want_max.data(), y_step);
+      kPoolScalar.avg_pool_u8(outputs, channels, count, rows.ptrs.data(), step, want_avg.data(), y_step, p);
+      for (size_t o = 0; o < outputs; ++o) {
+        for (size_t c = 0; c < channels; ++c) {
+          uint8_t m = 0;
+          for (size_t k = 0; k < count; ++k) m = std::max(m, rows.data[k][o * step + c]);
+          CHECK_EQ(want_max[o * y_step + c], m);
+        }
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        std::fill(got.begin(), got.end(), 0);
+        pool_ukernels(isa).max_pool_u8(outputs, channels, count, rows.ptrs.data(), step, got.data(), y_step);
+        for (size_t o = 0; o < outputs; ++o) {
+          for (size_t c = 0; c < channels; ++c) CHECK_EQ(got[o * y_step + c], want_max[o * y_step + c]);
+        }
+        pool_ukernels(isa).avg_pool_u8(outputs, channels, count, rows.ptrs.data(), step, got.data(), y_step, p);
+        for (size_t o = 0; o < outputs; ++o) {
+          for (size_t c = 0; c < channels; ++c) CHECK_EQ(got[o * y_step + c], want_avg[o * y_step + c]);
+        }
       }
     }
   }

@@ -1,13 +1,16 @@
-// Pooling and resize microkernels on NHWC uint8 data, one table of function
-// pointers per ISA. Each call produces one output pixel's `channels` values
-// from rows of input pixels that the op layer selected (an indirection list:
-// padding is simply left out), so one kernel serves every kernel size,
-// stride, dilation, padding, ceil_mode and adaptive window.
+// Pooling and resize microkernels on uint8 data, one table of function
+// pointers per ISA. A pooling call produces `outputs` output pixels of
+// `channels` contiguous values each, output o from the rows
+// rows[k] + o * row_step (k < count) that the op layer selected (an
+// indirection list: padding is simply left out), written to y + o * y_step.
+// So one kernel serves NHWC windows (channels = C), separable passes over
+// whole image rows, and NCHW planes (channels = 1, row_step = stride), for
+// every kernel size, stride, dilation, padding, ceil_mode and adaptive window.
 //
 // Semantics (identical on every path, the scalar header is the definition):
-//   max_pool: y[c] = max_k rows[k][c]                       (count >= 1; exact)
-//   avg_pool: y[c] = clamp(round_half_even(float(bias + sum_k rows[k][c]) * multiplier)
-//                          + zero_point, 0, 255)
+//   max_pool: y[o * y_step + c] = max_k rows[k][o * row_step + c]         (count >= 1; exact)
+//   avg_pool: y[o * y_step + c] = clamp(round_half_even(float(bias + sum_k rows[k][o * row_step + c])
+//                                        * multiplier) + zero_point, 0, 255)
 //             bias = -input_zero_point * count, multiplier = in_scale / out_scale / divisor
 //   bilinear: y[c] = clamp(round_half_even(h0 * (w0 * r0[c] + w1 * r1[c]) + h1 * (w0 * r2[c] + w1 * r3[c])),
 //                          0, 255)   on the raw integers (weights sum to 1, so the
@@ -29,9 +32,10 @@ struct AvgPoolParams {
   int32_t zero_point;
 };
 
-using MaxPoolFn = void (*)(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y);
-using AvgPoolFn = void (*)(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y,
-                           const AvgPoolParams& p);
+using MaxPoolFn = void (*)(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows,
+                           size_t row_step, uint8_t* y, size_t y_step);
+using AvgPoolFn = void (*)(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows,
+                           size_t row_step, uint8_t* y, size_t y_step, const AvgPoolParams& p);
 using BilinearFn = void (*)(size_t channels, const uint8_t* const* rows, const float* weights, uint8_t* y);
 
 struct PoolUkernels {

@@ -39,26 +39,27 @@ inline void store8(uint8_t* p, __m256i v) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi16(w, w));
 }
 
-void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y) {
   size_t c = 0;
   for (; c + 64 <= channels; c += 64) {
-    __m256i m0 = load32(rows[0] + c), m1 = load32(rows[0] + c + 32);
+    __m256i m0 = load32(rows[0] + off + c), m1 = load32(rows[0] + off + c + 32);
     for (size_t k = 1; k < count; ++k) {
-      m0 = _mm256_max_epu8(m0, load32(rows[k] + c));
-      m1 = _mm256_max_epu8(m1, load32(rows[k] + c + 32));
+      m0 = _mm256_max_epu8(m0, load32(rows[k] + off + c));
+      m1 = _mm256_max_epu8(m1, load32(rows[k] + off + c + 32));
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), m0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c + 32), m1);
   }
   for (; c + 32 <= channels; c += 32) {
-    __m256i m = load32(rows[0] + c);
-    for (size_t k = 1; k < count; ++k) m = _mm256_max_epu8(m, load32(rows[k] + c));
+    __m256i m = load32(rows[0] + off + c);
+    for (size_t k = 1; k < count; ++k) m = _mm256_max_epu8(m, load32(rows[k] + off + c));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), m);
   }
-  for (; c < channels; ++c) y[c] = max_pool_value(count, rows, c);
+  for (; c < channels; ++c) y[c] = max_pool_value(count, rows, off + c);
 }
 
-void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y,
+               const AvgPoolParams& p) {
   const __m256i bias = _mm256_set1_epi32(p.bias);
   const __m256 mult = _mm256_set1_ps(p.multiplier), zp = _mm256_set1_ps(float(p.zero_point));
   auto finish = [&](__m256i acc) { return finish8(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bias)), mult), zp); };
@@ -66,7 +67,7 @@ void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t
   for (; c + 32 <= channels; c += 32) {
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     for (size_t k = 0; k < count; ++k) {
-      const uint8_t* r = rows[k] + c;
+      const uint8_t* r = rows[k] + off + c;
       a0 = _mm256_add_epi32(a0, load8_epi32(r));
       a1 = _mm256_add_epi32(a1, load8_epi32(r + 8));
       a2 = _mm256_add_epi32(a2, load8_epi32(r + 16));
@@ -76,10 +77,28 @@ void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t
   }
   for (; c + 8 <= channels; c += 8) {
     __m256i a = _mm256_setzero_si256();
-    for (size_t k = 0; k < count; ++k) a = _mm256_add_epi32(a, load8_epi32(rows[k] + c));
+    for (size_t k = 0; k < count; ++k) a = _mm256_add_epi32(a, load8_epi32(rows[k] + off + c));
     store8(y + c, finish(a));
   }
-  for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, c, p);
+  for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, off + c, p);
+}
+
+// Output pixels one after another; NCHW planes (one channel) go through the
+// scalar definition, which is as fast as a one-lane vector there.
+void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step) {
+  for (size_t o = 0; o < outputs; ++o) {
+    if (channels == 1) y[o * y_step] = max_pool_value(count, rows, o * row_step);
+    else max_pixel(channels, count, rows, o * row_step, y + o * y_step);
+  }
+}
+
+void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  for (size_t o = 0; o < outputs; ++o) {
+    if (channels == 1) y[o * y_step] = avg_pool_value(count, rows, o * row_step, p);
+    else avg_pixel(channels, count, rows, o * row_step, y + o * y_step, p);
+  }
 }
 
 void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8_t* y) {

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "pool/pool.h"
+#include "pool/pool_scalar.h"
 
 // After the includes, so library code is compiled for the baseline ISA.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")
@@ -26,35 +27,43 @@ inline void finish16(uint8_t* p, __mmask16 m, __m512 scaled, __m512 zero_point) 
   _mm_mask_storeu_epi8(p, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
 }
 
-void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y) {
   size_t c = 0;
   for (; c + 128 <= channels; c += 128) {
-    __m512i m0 = _mm512_loadu_si512(rows[0] + c), m1 = _mm512_loadu_si512(rows[0] + c + 64);
+    __m512i m0 = _mm512_loadu_si512(rows[0] + off + c), m1 = _mm512_loadu_si512(rows[0] + off + c + 64);
     for (size_t k = 1; k < count; ++k) {
-      m0 = _mm512_max_epu8(m0, _mm512_loadu_si512(rows[k] + c));
-      m1 = _mm512_max_epu8(m1, _mm512_loadu_si512(rows[k] + c + 64));
+      m0 = _mm512_max_epu8(m0, _mm512_loadu_si512(rows[k] + off + c));
+      m1 = _mm512_max_epu8(m1, _mm512_loadu_si512(rows[k] + off + c + 64));
     }
     _mm512_storeu_si512(y + c, m0);
     _mm512_storeu_si512(y + c + 64, m1);
   }
   for (; c < channels; c += 64) {
     const __mmask64 mask = mask64(channels - c);
-    __m512i m = _mm512_maskz_loadu_epi8(mask, rows[0] + c);
-    for (size_t k = 1; k < count; ++k) m = _mm512_max_epu8(m, _mm512_maskz_loadu_epi8(mask, rows[k] + c));
+    __m512i m = _mm512_maskz_loadu_epi8(mask, rows[0] + off + c);
+    for (size_t k = 1; k < count; ++k) m = _mm512_max_epu8(m, _mm512_maskz_loadu_epi8(mask, rows[k] + off + c));
     _mm512_mask_storeu_epi8(y + c, mask, m);
   }
 }
 
-void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y,
+               const AvgPoolParams& p) {
   const __m512i bias = _mm512_set1_epi32(p.bias);
   const __m512 mult = _mm512_set1_ps(p.multiplier), zp = _mm512_set1_ps(float(p.zero_point));
   for (size_t c = 0; c < channels; c += 64) {
+    if (channels - c <= 16) {  // one vector of channels left (or in all): one accumulator
+      const __mmask16 m = mask16(channels - c);
+      __m512i a = _mm512_setzero_si512();
+      for (size_t k = 0; k < count; ++k) a = _mm512_add_epi32(a, load16_epi32(rows[k] + off + c, m));
+      finish16(y + c, m, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a, bias)), mult), zp);
+      break;
+    }
     const __mmask16 m0 = mask16(channels - c), m1 = mask16(channels > c + 16 ? channels - c - 16 : 0);
     const __mmask16 m2 = mask16(channels > c + 32 ? channels - c - 32 : 0);
     const __mmask16 m3 = mask16(channels > c + 48 ? channels - c - 48 : 0);
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     for (size_t k = 0; k < count; ++k) {
-      const uint8_t* r = rows[k] + c;
+      const uint8_t* r = rows[k] + off + c;
       a0 = _mm512_add_epi32(a0, load16_epi32(r, m0));
       a1 = _mm512_add_epi32(a1, load16_epi32(r + 16, m1));
       a2 = _mm512_add_epi32(a2, load16_epi32(r + 32, m2));
@@ -65,6 +74,24 @@ void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t
     finish16(y + c + 16, m1, scaled(a1), zp);
     finish16(y + c + 32, m2, scaled(a2), zp);
     finish16(y + c + 48, m3, scaled(a3), zp);
+  }
+}
+
+// Output pixels one after another; NCHW planes (one channel) go through the
+// scalar definition, which is as fast as a one-lane vector there.
+void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step) {
+  for (size_t o = 0; o < outputs; ++o) {
+    if (channels == 1) y[o * y_step] = max_pool_value(count, rows, o * row_step);
+    else max_pixel(channels, count, rows, o * row_step, y + o * y_step);
+  }
+}
+
+void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  for (size_t o = 0; o < outputs; ++o) {
+    if (channels == 1) y[o * y_step] = avg_pool_value(count, rows, o * row_step, p);
+    else avg_pixel(channels, count, rows, o * row_step, y + o * y_step, p);
   }
 }
 

@@ -32,24 +32,25 @@ inline void load16_f32(const uint8_t* p, float32x4_t out[4]) {
   out[3] = vcvtq_f32_u32(vmovl_u16(vget_high_u16(hi)));
 }
 
-void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
+void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y) {
   size_t c = 0;
   for (; c + 16 <= channels; c += 16) {
-    uint8x16_t m = vld1q_u8(rows[0] + c);
-    for (size_t k = 1; k < count; ++k) m = vmaxq_u8(m, vld1q_u8(rows[k] + c));
+    uint8x16_t m = vld1q_u8(rows[0] + off + c);
+    for (size_t k = 1; k < count; ++k) m = vmaxq_u8(m, vld1q_u8(rows[k] + off + c));
     vst1q_u8(y + c, m);
   }
-  for (; c < channels; ++c) y[c] = max_pool_value(count, rows, c);
+  for (; c < channels; ++c) y[c] = max_pool_value(count, rows, off + c);
 }
 
-void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
+void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y,
+               const AvgPoolParams& p) {
   const int32x4_t bias = vdupq_n_s32(p.bias);
   const float32x4_t mult = vdupq_n_f32(p.multiplier), zp = vdupq_n_f32(float(p.zero_point));
   size_t c = 0;
   for (; c + 16 <= channels; c += 16) {
     uint32x4_t a[4] = {vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0)};
     for (size_t k = 0; k < count; ++k) {
-      const uint8x16_t v = vld1q_u8(rows[k] + c);
+      const uint8x16_t v = vld1q_u8(rows[k] + off + c);
       const uint16x8_t lo = vmovl_u8(vget_low_u8(v)), hi = vmovl_u8(vget_high_u8(v));
       a[0] = vaddw_u16(a[0], vget_low_u16(lo));
       a[1] = vaddw_u16(a[1], vget_high_u16(lo));
@@ -60,7 +61,25 @@ void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t
     for (int k = 0; k < 4; ++k) s[k] = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vreinterpretq_s32_u32(a[k]), bias)), mult);
     vst1q_u8(y + c, finish16(s, zp));
   }
-  for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, c, p);
+  for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, off + c, p);
+}
+
+// Output pixels one after another; NCHW planes (one channel) go through the
+// scalar definition, which is as fast as a one-lane vector there.
+void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step) {
+  for (size_t o = 0; o < outputs; ++o) {
+    if (channels == 1) y[o * y_step] = max_pool_value(count, rows, o * row_step);
+    else max_pixel(channels, count, rows, o * row_step, y + o * y_step);
+  }
+}
+
+void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  for (size_t o = 0; o < outputs; ++o) {
+    if (channels == 1) y[o * y_step] = avg_pool_value(count, rows, o * row_step, p);
+    else avg_pixel(channels, count, rows, o * row_step, y + o * y_step, p);
+  }
 }
 
 void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8_t* y) {

@@ -6,12 +6,18 @@ namespace qtorch {
 namespace kernels {
 namespace {
 
-void max_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y) {
-  for (size_t c = 0; c < channels; ++c) y[c] = max_pool_value(count, rows, c);
+void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step) {
+  for (size_t o = 0; o < outputs; ++o) {
+    for (size_t c = 0; c < channels; ++c) y[o * y_step + c] = max_pool_value(count, rows, o * row_step + c);
+  }
 }
 
-void avg_pool(size_t channels, size_t count, const uint8_t* const* rows, uint8_t* y, const AvgPoolParams& p) {
-  for (size_t c = 0; c < channels; ++c) y[c] = avg_pool_value(count, rows, c, p);
+void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
+              uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  for (size_t o = 0; o < outputs; ++o) {
+    for (size_t c = 0; c < channels; ++c) y[o * y_step + c] = avg_pool_value(count, rows, o * row_step + c, p);
+  }
 }
 
 void bilinear(size_t channels, const uint8_t* const* rows, const float* weights, uint8_t* y) {

@@ -10,6 +10,7 @@
 namespace qtorch {
 namespace kernels {
 
+// c is the element's offset in every row (output offset plus channel).
 inline uint8_t max_pool_value(size_t count, const uint8_t* const* rows, size_t c) {
   uint8_t m = rows[0][c];
   for (size_t k = 1; k < count; ++k) m = rows[k][c] > m ? rows[k][c] : m;
