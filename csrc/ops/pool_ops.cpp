@@ -173,7 +173,8 @@ at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, g.dw);
   for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {
     thread_local std::vector<uint8_t> vertical;
-    std::vector<const uint8_t*> rows;
+    thread_local std::vector<const uint8_t*> rows;
+    rows.clear();
     const uint8_t* src = px + image * v.h * row_bytes;
     uint8_t* out = py + (image * g.oh + oh) * g.ow * ch;
     for (int64_t i = 0; i < g.kh; ++i) {
@@ -246,7 +247,7 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const int64_t ch = v.ch;
   const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, 1);
   for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {
-    std::vector<const uint8_t*> rows;
+    thread_local std::vector<const uint8_t*> rows;
     const uint8_t* src = px + image * v.h * v.w * ch;
     uint8_t* out = py + (image * g.oh + oh) * g.ow * ch;
     int64_t h0 = oh * g.sh - g.ph, h1 = std::min(h0 + g.kh, v.h + g.ph);
