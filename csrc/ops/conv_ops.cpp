@@ -292,7 +292,7 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   const int8_t* weights = packed.const_data_ptr<int8_t>();
   const int64_t tasks = tiles * p.groups * n_chunks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> rows(direct ? 0 : size_t(tile) * k_rows);
+    std::vector<uint8_t> rows(direct ? 0 : size_t(tile) * k_rows + kernels::kIm2colSlack);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % n_chunks, group = task / n_chunks % p.groups, t = task / n_chunks / p.groups;
       const int64_t m0 = t * tile, m = std::min(tile, pixels - m0);

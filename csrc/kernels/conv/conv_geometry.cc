@@ -28,6 +28,7 @@ void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_beg
   const size_t row_bytes = g.kernel_w * channels;
   const size_t window_h = (g.kernel_h - 1) * g.dilation_h, window_w = (g.kernel_w - 1) * g.dilation_w;
   const size_t line = g.in_w * g.pixel_stride;
+  const uint8_t* input_end = input + g.batch * g.in_h * line;
   // Output coordinates advance incrementally: no divisions per pixel.
   size_t n = pixel_begin / per_image, oh = pixel_begin % per_image / g.out_w, ow = pixel_begin % g.out_w;
   for (size_t p = pixel_begin; p < pixel_end; ++p) {
@@ -38,7 +39,17 @@ void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_beg
         top >= g.pad_h && top - g.pad_h + window_h < g.in_h && left >= g.pad_w && left - g.pad_w + window_w < g.in_w;
     if (inside && runs) {  // the common case: kernel_h copies
       const uint8_t* src = image + (top - g.pad_h) * line + (left - g.pad_w) * g.pixel_stride;
-      for (size_t kh = 0; kh < g.kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * g.dilation_h * line, row_bytes);
+      if (row_bytes <= kIm2colSlack && src + (g.kernel_h - 1) * g.dilation_h * line + kIm2colSlack <= input_end) {
+        // Narrow rows (few input channels): fixed-size copies, each spilling
+        // into bytes that the next copy or the caller's slack absorbs.
+        for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+          std::memcpy(dst + kh * row_bytes, src + kh * g.dilation_h * line, kIm2colSlack);
+        }
+      } else {
+        for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+          std::memcpy(dst + kh * row_bytes, src + kh * g.dilation_h * line, row_bytes);
+        }
+      }
     } else {
       for (size_t kh = 0; kh < g.kernel_h; ++kh, dst += row_bytes) {
         size_t ih;

@@ -23,6 +23,11 @@ struct ConvGeometry {
   size_t taps() const { return kernel_h * kernel_w; }
 };
 
+// Bytes past the k bytes of a row that im2col_rows may overwrite: the caller
+// gives rows kIm2colSlack bytes of room after the last row's k bytes, and
+// bytes between k and ld of a row are unspecified afterwards.
+constexpr size_t kIm2colSlack = 16;
+
 // Rows [pixel_begin, pixel_end) of the im2col matrix of the channel slice
 // [channel_begin, channel_begin + channels): row r (output pixel pixel_begin + r,
 // pixels numbered (n, oh, ow) row-major) holds kernel_h * kernel_w * channels
