@@ -1,1 +1,88 @@
 """The eager quantization workflow: observers, qconfig, fusion, prepare, convert."""
+from qtorch.quantization.fake_quantize import (
+    FakeQuantize,
+    FakeQuantizeBase,
+    default_fake_quant,
+    default_histogram_fake_quant,
+    default_per_channel_weight_fake_quant,
+    default_weight_fake_quant,
+    disable_fake_quant,
+    disable_observer,
+    enable_fake_quant,
+    enable_observer,
+)
+from qtorch.quantization.fuse_modules import fuse_known_modules, fuse_modules, fuse_modules_qat, get_fuser_method
+from qtorch.quantization.mappings import (
+    get_default_dynamic_quant_module_mappings,
+    get_default_qat_module_mappings,
+    get_default_qconfig_propagation_list,
+    get_default_static_quant_module_mappings,
+)
+from qtorch.quantization.observer import (
+    HistogramObserver,
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    NoopObserver,
+    ObserverBase,
+    PerChannelMinMaxObserver,
+    PlaceholderObserver,
+    RecordingObserver,
+    default_debug_observer,
+    default_dynamic_quant_observer,
+    default_float16_observer,
+    default_histogram_observer,
+    default_observer,
+    default_per_channel_weight_observer,
+    default_placeholder_observer,
+    default_weight_observer,
+)
+from qtorch.quantization.qconfig import (
+    QConfig,
+    QConfigDynamic,
+    default_debug_qconfig,
+    default_dynamic_qconfig,
+    default_per_channel_qconfig,
+    default_qat_qconfig,
+    default_qconfig,
+    float16_dynamic_qconfig,
+    get_default_qat_qconfig,
+    get_default_qconfig,
+    per_channel_dynamic_qconfig,
+)
+from qtorch.quantization.quantize import (
+    DataflowError,
+    NotCalibrated,
+    add_observer_,
+    add_quant_dequant,
+    convert,
+    default_eval_fn,
+    get_observer_dict,
+    prepare,
+    prepare_qat,
+    propagate_qconfig_,
+    quantize,
+    quantize_dynamic,
+    quantize_qat,
+    report,
+    swap_module,
+)
+from qtorch.quantization.stubs import DeQuantStub, QuantStub, QuantWrapper
+
+__all__ = [
+    "DataflowError", "DeQuantStub", "FakeQuantize", "FakeQuantizeBase", "HistogramObserver", "MinMaxObserver",
+    "MovingAverageMinMaxObserver", "MovingAveragePerChannelMinMaxObserver", "NoopObserver", "NotCalibrated",
+    "ObserverBase", "PerChannelMinMaxObserver", "PlaceholderObserver", "QConfig", "QConfigDynamic", "QuantStub",
+    "QuantWrapper", "RecordingObserver", "add_observer_", "add_quant_dequant", "convert", "default_debug_observer",
+    "default_debug_qconfig", "default_dynamic_qconfig", "default_dynamic_quant_observer", "default_eval_fn",
+    "default_fake_quant", "default_float16_observer", "default_histogram_fake_quant", "default_histogram_observer",
+    "default_observer", "default_per_channel_qconfig", "default_per_channel_weight_fake_quant",
+    "default_per_channel_weight_observer", "default_placeholder_observer", "default_qat_qconfig", "default_qconfig",
+    "default_weight_fake_quant", "default_weight_observer", "disable_fake_quant", "disable_observer",
+    "enable_fake_quant", "enable_observer", "float16_dynamic_qconfig", "fuse_known_modules", "fuse_modules",
+    "fuse_modules_qat", "get_default_dynamic_quant_module_mappings", "get_default_qat_module_mappings",
+    "get_default_qat_qconfig", "get_default_qconfig", "get_default_qconfig_propagation_list",
+    "get_default_static_quant_module_mappings", "get_fuser_method", "get_observer_dict", "per_channel_dynamic_qconfig",
+    "prepare", "prepare_qat", "propagate_qconfig_", "quantize", "quantize_dynamic", "quantize_qat", "report",
+    "swap_module",
+]
