@@ -51,6 +51,7 @@ class Producer:
         self.module = module
         self.real_uses: Dict[str, int] = {}          # why the edge must be float -> count
         self.integer_uses: Dict[str, int] = {}       # integer consumers (with the path) -> count
+        self.integer_consumers: Set[str] = set()     # their module names
 
     def params_source(self) -> "Producer":
         source = self
@@ -231,6 +232,7 @@ class DataflowTracker:
         self._occurrences: Dict[Tuple[Any, ...], int] = {}
         self._modified: Dict[int, Tuple[int, Origin]] = {}  # storage -> (seq, new origin) of the last in-place change
         self.qconfig_of: Dict[str, Any] = {}
+        self.convertible: Dict[type, Any] = {}     # the module types prepare treated as converted
 
     # --- the forward of the whole model -------------------------------------------------------
     def begin_forward(self) -> None:
@@ -405,6 +407,7 @@ class DataflowTracker:
             if origin is not None:
                 via = f" via {'/'.join(origin.path)}" if origin.path else ""
                 origin.producer.add_integer_use(f"'{name}' ({type(module).__name__}){via}")
+                origin.producer.integer_consumers.add(name)
 
     def produce(self, producer: Producer, module: nn.Module, inputs: Sequence[Any], output: Any) -> Any:
         """A tracked module returns (forward hook): tag its output. When the output object is one

@@ -107,13 +107,10 @@ def get_default_dynamic_quant_module_mappings() -> Dict[type, type]:
 
 
 def get_default_qconfig_propagation_list() -> set:
-    """Module classes that get a qconfig and observers by default (the classic allow list)."""
-    return (
-        set(get_default_static_quant_module_mappings())
-        | set(get_default_qat_module_mappings())
-        | set(get_default_dynamic_quant_module_mappings())
-        | {QuantStub, DeQuantStub}
-    )
+    """Module classes convert() replaces by default (whether or not their quantized class exists
+    yet): prepare() gives them observers and maps their inputs."""
+    sources = {cls for classes, _ in _static_table() for cls in classes if cls is not None}
+    return sources | set(get_default_qat_module_mappings()) | {QuantStub, DeQuantStub}
 
 
 # Quantized modules whose output parameters are their input's (classic semantics: max pooling,

@@ -21,6 +21,7 @@ from qtorch.quantization.mappings import (
     PASS_THROUGH_MODULES,
     get_default_dynamic_quant_module_mappings,
     get_default_qat_module_mappings,
+    get_default_qconfig_propagation_list,
     get_default_static_quant_module_mappings,
 )
 from qtorch.quantization.qconfig import (
@@ -170,7 +171,7 @@ def _units(root: nn.Module, mapping: Dict[type, type]) -> List[Tuple[str, nn.Mod
                 found.append((full, mod, child, "converted"))
             elif isinstance(child, PASS_THROUGH_MODULES):
                 continue
-            elif len(child._modules) == 0:
+            elif all(_is_observer(c) for c in child._modules.values()):
                 found.append((full, mod, child, "float"))
             else:
                 visit(child, full)
@@ -236,6 +237,7 @@ def _has_any_qconfig(model: nn.Module) -> bool:
 def _install_tracking(model: nn.Module, mapping: Dict[type, type]) -> DataflowTracker:
     names = {id(m): n for n, m in model.named_modules()}
     tracker = DataflowTracker(model, names)
+    tracker.convertible = mapping
     handles: List[Any] = []
     first_qconfig = None
     for name, parent, mod, kind in _units(model, mapping):
@@ -349,10 +351,18 @@ def prepare(model: nn.Module, inplace: bool = False, allow_list: Any = None, obs
             stacklevel=2,
         )
         return model
-    mapping = get_default_static_quant_module_mappings() if mapping is None else mapping
-    add_observer_(model, mapping=mapping)
-    _install_tracking(model, mapping)
+    convertible = _convertible_types(mapping)
+    add_observer_(model, mapping=convertible)
+    _install_tracking(model, convertible)
     return model
+
+
+def _convertible_types(mapping: Optional[Dict[type, type]]) -> Dict[type, Any]:
+    """The module types prepare treats as converted: the default mapping's sources (whether or not
+    their quantized class exists yet: convert decides again with its own mapping), and the user's."""
+    types: Dict[type, Any] = {cls: None for cls in get_default_qconfig_propagation_list()}
+    types.update(mapping or {})
+    return types
 
 
 def prepare_qat(model: nn.Module, mapping: Optional[Dict[type, type]] = None, inplace: bool = False) -> nn.Module:
@@ -498,24 +508,34 @@ def _set_input_qparams(new_mod: nn.Module, params: List[Tuple[float, int]]) -> N
         setter(*params[0])
 
 
-def _edge_report(tracker: DataflowTracker) -> List[str]:
+def _float_reasons(tracker: DataflowTracker, converted: Set[str]) -> Dict[str, List[str]]:
+    """Producer name -> why its output edge is float (empty: integer). A consumer that stays
+    float after all (no quantized class in convert's mapping) is a real-valued use too."""
+    reasons: Dict[str, List[str]] = {}
+    for producer in tracker.producers.values():
+        why = list(producer.real_uses)
+        why += [f"'{c}' has no quantized class in convert's mapping and runs in float"
+                for c in sorted(producer.integer_consumers - converted)]
+        reasons[producer.name] = why
+    return reasons
+
+
+def _edge_report(tracker: DataflowTracker, converted: Set[str]) -> List[str]:
     lines: List[str] = []
-    producers = list(tracker.producers.values()) + list(tracker.site_producers.values())
-    for producer in producers:
-        if not producer.real_uses and not producer.integer_uses:
-            continue
-        if producer.kind == Producer.MODULE:
-            if producer.real_uses:
-                why = "; ".join(producer.real_uses)
-                lines.append(f"float   {producer.describe()} -> emits float output, because: {why}")
+    reasons = _float_reasons(tracker, converted)
+    for producer in list(tracker.producers.values()) + list(tracker.site_producers.values()):
+        if producer.kind == Producer.MODULE and producer.name in converted:
+            why = reasons.get(producer.name)
+            if why:
+                lines.append(f"float   {producer.describe()} emits float output, because: " + "; ".join(why))
                 for use in producer.integer_uses:
-                    lines.append(f"          (its integer consumer {use} quantizes that float again)")
+                    lines.append(f"          and its integer consumer {use} quantizes that float input again")
             else:
                 for use in producer.integer_uses:
                     lines.append(f"integer {producer.describe()} -> {use}")
-        else:
+        elif producer.integer_uses:
             source = producer.params_source()
-            params = "its input's parameters" if source is not producer else "its own observer"
+            params = "the parameters of its input" if source is not producer else "this edge's own observer"
             for use in producer.integer_uses:
                 lines.append(f"float   {producer.describe()} -> {use}: runs in float; the consumer quantizes with {params}")
     return lines
@@ -547,30 +567,37 @@ def convert(module: nn.Module, mapping: Optional[Dict[type, type]] = None, inpla
         module = copy.deepcopy(module)
         tracker = getattr(module, _TRACKER_ATTR)
     mapping = get_default_static_quant_module_mappings() if mapping is None else mapping
-    units = _units(module, mapping)
+    units = _units(module, tracker.convertible)
+    converted = {name for name, _, mod, kind in units if kind != "float" and type(mod) in mapping}
+    float_reasons = _float_reasons(tracker, converted)
+    for name, _, mod, kind in units:
+        # Classic semantics: ReLU and pooling keep their input's parameters, so their consumers do too.
+        calls = tracker.calls.get(name)
+        if name in converted and type(mod).__name__ in PARAMS_KEEPING_MODULES and calls and name in tracker.producers:
+            first = next(iter(calls.values())).origins
+            if first and first[0] is not None:
+                tracker.producers[name].params_from = first[0].producer
     swaps: List[Tuple[nn.Module, str, nn.Module]] = []
     not_calibrated: List[str] = []
     for name, parent, mod, kind in units:
-        if kind in ("float",) or (kind == "functional" and type(mod) not in mapping):
-            continue
-        if type(mod) not in mapping:
+        if name not in converted:
             continue
         if name not in tracker.ran:
             if kind == "functional":
-                continue
+                continue  # a FloatFunctional never called holds nothing
             not_calibrated.append(f"'{name}' ({type(mod).__name__})")
             swaps.append((parent, name, NotCalibrated(name, type(mod).__name__)))
             continue
         params = _input_qparams(name, mod, tracker) if kind != "quant" else []
         new_mod = swap_module(mod, mapping, {})
         _set_input_qparams(new_mod, params)
-        producer = tracker.producers.get(name)
-        if producer is not None and producer.real_uses and hasattr(new_mod, "float_output"):
+        if float_reasons.get(name) and hasattr(new_mod, "float_output"):
             new_mod.float_output = True
-        if type(new_mod).__name__ in PARAMS_KEEPING_MODULES and params and hasattr(new_mod, "scale"):
+        if type(mod).__name__ in PARAMS_KEEPING_MODULES and params and hasattr(new_mod, "scale"):
+            # Classic semantics: ReLU and pooling keep their input's parameters.
             new_mod.scale, new_mod.zero_point = float(params[0][0]), int(params[0][1])
         swaps.append((parent, name, new_mod))
-    lines = _edge_report(tracker)
+    lines = _edge_report(tracker, converted)
     for parent, name, new_mod in swaps:
         setattr(parent, name.rsplit(".", 1)[-1], new_mod)
     _remove_observers(module)
@@ -616,7 +643,9 @@ def report(model: nn.Module) -> str:
     """Every edge of a prepared-and-calibrated or converted model: integer or float, and why."""
     tracker = getattr(model, _TRACKER_ATTR, None)
     if tracker is not None:
-        return format_report(_edge_report(tracker))
+        mapping = get_default_static_quant_module_mappings()
+        converted = {name for name, _, mod, kind in _units(model, tracker.convertible) if kind != "float" and type(mod) in mapping}
+        return format_report(_edge_report(tracker, converted))
     lines = getattr(model, _REPORT_ATTR, None)
     if lines is None:
         raise ValueError("report: the model was neither prepared by qtorch.quantization.prepare() nor converted by convert()")
