@@ -187,15 +187,36 @@ def _storage_key(t: torch.Tensor) -> int:
         return -1
 
 
+_INTERNAL_CODE: Dict[Any, bool] = {}
+
+
+def _is_internal(code: Any) -> bool:
+    internal = _INTERNAL_CODE.get(code)
+    if internal is None:
+        filename = code.co_filename
+        internal = filename.startswith(_TORCH_DIR) or filename.startswith(_THIS_DIR) or filename.startswith("<")
+        _INTERNAL_CODE[code] = internal
+    return internal
+
+
 def user_frame() -> Tuple[str, Any]:
     """The innermost caller outside torch and qtorch.quantization: 'file:line' and its frame."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not (filename.startswith(_TORCH_DIR) or filename.startswith(_THIS_DIR) or filename.startswith("<")):
-            return f"{filename}:{frame.f_lineno}", frame
+        if not _is_internal(frame.f_code):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}", frame
         frame = frame.f_back
     return "<unknown>", None
+
+
+def _user_frame_fast() -> Any:
+    frame = sys._getframe(2)
+    while frame is not None and _is_internal(frame.f_code):
+        frame = frame.f_back
+    return frame
+
+
+_NAMES: Dict[Any, str] = {}
 
 
 class _TrackingMode(TorchFunctionMode):
@@ -230,6 +251,7 @@ class DataflowTracker:
         self._active = False
         self._paused = 0
         self._occurrences: Dict[Tuple[Any, ...], int] = {}
+        self._sites: Dict[Tuple[Any, ...], Tuple[Any, ...]] = {}  # call site -> (location, scope, qconfig, reason, key)
         self._modified: Dict[int, Tuple[int, Origin]] = {}  # storage -> (seq, new origin) of the last in-place change
         self.qconfig_of: Dict[str, Any] = {}
         self.convertible: Dict[type, Any] = {}     # the module types prepare treated as converted
@@ -318,7 +340,9 @@ class DataflowTracker:
     # --- torch functions on tagged tensors ----------------------------------------------------------
     def on_function(self, func: Any, args: Sequence[Any], kwargs: Dict[str, Any],
                     tagged: List[Tuple[torch.Tensor, Origin]]) -> Any:
-        name = _func_name(func)
+        name = _NAMES.get(func)
+        if name is None:
+            name = _NAMES[func] = _func_name(func)
         category = _category(func, name, args, kwargs)
         if category == "metadata":
             return func(*args, **kwargs)
@@ -331,20 +355,25 @@ class DataflowTracker:
                     self.tag(t, source.producer, source.path + (name,))
             return result
 
-        location, frame = user_frame()
-        scope = ""
-        qconfig = None
-        if frame is not None:
-            owner = frame.f_locals.get("self")
+        frame = _user_frame_fast()
+        owner = frame.f_locals.get("self") if frame is not None else None
+        site_key = (frame.f_code if frame is not None else None, frame.f_lineno if frame is not None else 0, name, id(owner))
+        site = self._sites.get(site_key)
+        if site is None:
+            location = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame is not None else "<unknown>"
+            scope = ""
+            qconfig = None
             if isinstance(owner, nn.Module):
                 scope = self.names.get(id(owner), type(owner).__name__)
                 qconfig = getattr(owner, "qconfig", None)
+            reason = f"{name}() at {location}" + (f" (in '{scope}')" if scope else "")
+            site = (location, scope, qconfig, reason, (scope, location, name))
+            self._sites[site_key] = site
+        location, scope, qconfig, reason, key = site
         if qconfig is None:
             qconfig = self.qconfig_of.get(origins[0].producer.name)
-        key = (scope, location, name)
         occurrence = self._occurrences.get(key, 0)
         self._occurrences[key] = occurrence + 1
-        reason = f"{name}() at {location}" + (f" (in '{scope}')" if scope else "")
         for origin in origins:
             origin.producer.add_real_use(reason)
 

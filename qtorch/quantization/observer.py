@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from qtorch._dtypes import _TORCH_QUANTIZED
+
 __all__ = [
     "ObserverBase",
     "UniformQuantizationObserverBase",
@@ -39,13 +41,9 @@ __all__ = [
 _FLOAT32_EPS = torch.finfo(torch.float32).eps
 
 
-def normalize_dtype(dtype: Any) -> torch.dtype:
-    """Maps torch's deprecated quantized dtypes onto qtorch's plain integer dtypes."""
-    quantized_to_plain = {}
-    for name, plain in (("quint8", torch.uint8), ("qint8", torch.int8), ("qint32", torch.int32)):
-        if hasattr(torch, name):
-            quantized_to_plain[getattr(torch, name)] = plain
-    return quantized_to_plain.get(dtype, dtype)
+def normalize_dtype(dtype: Any) -> Any:
+    """Maps torch's deprecated quantized dtypes onto qtorch's plain integer dtypes (others pass)."""
+    return _TORCH_QUANTIZED.get(dtype, dtype)
 
 
 _PER_TENSOR = (torch.per_tensor_affine, torch.per_tensor_symmetric)
