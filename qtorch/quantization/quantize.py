@@ -707,7 +707,11 @@ def quantize_dynamic(model: nn.Module, qconfig_spec: Any = None, dtype: Any = to
     for mod in model.modules():
         if "qconfig" in mod.__dict__:
             del mod.qconfig
-    return model
+    try:  # transformer layers whose Linears became dynamic: qtorch's versions run and script
+        from qtorch.nn.quantized.dynamic.transformer import swap_quantized_transformers_
+    except ImportError:
+        return model
+    return swap_quantized_transformers_(model)
 
 
 def add_quant_dequant(module: nn.Module) -> nn.Module:

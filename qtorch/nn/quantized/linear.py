@@ -10,6 +10,7 @@ from typing import Any, Optional, Tuple
 
 import torch
 
+from qtorch._dtypes import _TORCH_QUANTIZED
 from qtorch._ops import ops
 from qtorch.nn.quantized._module import QuantizedModule
 
@@ -19,8 +20,8 @@ _PER_CHANNEL_QSCHEMES = (torch.per_channel_affine, torch.per_channel_symmetric,
 
 def _quantize_weight(weight: torch.Tensor, observer: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """int8 weight, scales and zero points from a weight observer that has seen ``weight``."""
-    if observer.dtype != torch.qint8:
-        raise ValueError(f"weight observer must have dtype torch.qint8, got {observer.dtype}")
+    if _TORCH_QUANTIZED.get(observer.dtype, observer.dtype) != torch.int8:
+        raise ValueError(f"weight observer must have dtype qtorch.qint8 (torch.int8), got {observer.dtype}")
     scales, zero_points = observer.calculate_qparams()
     scales = torch.as_tensor(scales, dtype=torch.float32).reshape(-1)
     zero_points = torch.as_tensor(zero_points).to(torch.int32).reshape(-1)
@@ -70,8 +71,8 @@ class Linear(QuantizedModule):
 
     def __init__(self, in_features: int, out_features: int, bias_: bool = True, dtype: Any = torch.qint8) -> None:
         super().__init__()
-        if dtype != torch.qint8:
-            raise ValueError(f"{type(self).__name__} supports dtype torch.qint8 weights, got {dtype}")
+        if _TORCH_QUANTIZED.get(dtype, dtype) != torch.int8:
+            raise ValueError(f"{type(self).__name__} supports dtype qtorch.qint8 (torch.int8) weights, got {dtype}")
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self._relu = False

@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 import torch
 
+from qtorch._dtypes import _TORCH_QUANTIZED
 from qtorch._ops import ops
 from qtorch.nn.quantized.linear import Linear as _StaticLinear
 from qtorch.nn.quantized.linear import _quantize_weight
@@ -32,8 +33,9 @@ class Linear(_StaticLinear):
     is_float16: bool
 
     def __init__(self, in_features: int, out_features: int, bias_: bool = True, dtype: Any = torch.qint8) -> None:
-        if dtype not in (torch.qint8, torch.float16):
-            raise ValueError(f"dynamic Linear supports dtype torch.qint8 or torch.float16, got {dtype}")
+        dtype = _TORCH_QUANTIZED.get(dtype, dtype)
+        if dtype not in (torch.int8, torch.float16):
+            raise ValueError(f"dynamic Linear supports dtype qtorch.qint8 (torch.int8) or torch.float16, got {dtype}")
         self.is_float16 = dtype == torch.float16
         super().__init__(in_features, out_features, bias_, torch.qint8)
         # The classic module quantizes activations with reduce_range=True.
@@ -108,8 +110,8 @@ class Linear(_StaticLinear):
         qconfig = getattr(mod, "qconfig", None)
         observer = qconfig.weight() if qconfig is not None and qconfig.weight is not None \
             else _default_dynamic_weight_observer()
-        dtype = observer.dtype
-        if dtype not in (torch.qint8, torch.float16):
+        dtype = _TORCH_QUANTIZED.get(observer.dtype, observer.dtype)
+        if dtype not in (torch.int8, torch.float16):
             raise ValueError(f"the weight observer's dtype must be torch.qint8 or torch.float16, got {dtype}")
         qlinear = cls(linear.in_features, linear.out_features, bias_=linear.bias is not None, dtype=dtype)
         if dtype == torch.float16:
