@@ -110,7 +110,7 @@ class RefReLU(_Ref):
 
 
 class RefQFunctional(_Ref):
-    """add / cat / mul with both inputs' parameters (set_inputs_qparams)."""
+    """add / cat / mul with both inputs' parameters (set_operand_qparams)."""
 
     input_scales: List[float]
     input_zero_points: List[int]
@@ -120,10 +120,10 @@ class RefQFunctional(_Ref):
         self.input_scales = []
         self.input_zero_points = []
 
-    def set_inputs_qparams(self, params: List[Tuple[float, int]]) -> None:
-        self.input_scales = [float(s) for s, _ in params]
-        self.input_zero_points = [int(z) for _, z in params]
-        self.set_input_qparams(params[0][0], params[0][1])
+    def set_operand_qparams(self, scales: List[float], zero_points: List[int]) -> None:
+        self.input_scales = [float(s) for s in scales]
+        self.input_zero_points = [int(z) for z in zero_points]
+        self.set_input_qparams(scales[0], zero_points[0])
 
     def _real(self, x: torch.Tensor, i: int) -> torch.Tensor:
         if x.is_floating_point():

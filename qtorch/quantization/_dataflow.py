@@ -52,15 +52,19 @@ class Producer:
         self.real_uses: Dict[str, int] = {}          # why the edge must be float -> count
         self.integer_uses: Dict[str, int] = {}       # integer consumers (with the path) -> count
         self.integer_consumers: Set[str] = set()     # their module names
+        self.derive: Optional[Tuple[str, float]] = None  # add_scalar/mul_scalar: parameters follow params_from's
+        self.owner: Optional["Producer"] = None      # the module producer whose output flag this edge shares
 
     def params_source(self) -> "Producer":
         source = self
-        while source.params_from is not None:
+        while source.params_from is not None and source.derive is None:
             source = source.params_from
         return source
 
     def add_real_use(self, reason: str) -> None:
         self.real_uses[reason] = self.real_uses.get(reason, 0) + 1
+        if self.owner is not None:
+            self.owner.add_real_use(reason)
 
     def add_integer_use(self, reason: str) -> None:
         self.integer_uses[reason] = self.integer_uses.get(reason, 0) + 1
@@ -319,6 +323,19 @@ class DataflowTracker:
         if producer is None:
             producer = Producer(name, kind, observer=observer, module=module)
             self.producers[name] = producer
+        return producer
+
+    def scalar_op_producer(self, owner: Producer, op: str, other: float, input_origin: Optional[Origin]) -> Producer:
+        """add_scalar / mul_scalar of a FloatFunctional: the classic kernels derive the output
+        parameters from the input's, no observer involved."""
+        key = (owner.name, op, float(other), id(input_origin.producer) if input_origin is not None else None)
+        producer = self.site_producers.get(key)
+        if producer is None:
+            producer = Producer(f"{owner.name}.{op}", Producer.MODULE, module=owner.module,
+                                params_from=input_origin.producer if input_origin is not None else None)
+            producer.derive = (op, float(other))
+            producer.owner = owner
+            self.site_producers[key] = producer
         return producer
 
     def _site_producer(self, key: Tuple[Any, ...], fn: str, location: str, scope: str,

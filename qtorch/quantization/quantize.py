@@ -313,7 +313,10 @@ def _wrap_functional(tracker: DataflowTracker, name: str, ff: nn.Module) -> None
                 output = _original(ff, *args, **kwargs)
             finally:
                 tracker.resume()
-            replaced = tracker.produce(producer, ff, tensors, output)
+            target = producer
+            if _op in ("add_scalar", "mul_scalar") and len(args) > 1 and isinstance(args[0], torch.Tensor):
+                target = tracker.scalar_op_producer(producer, _op, float(args[1]), tracker._origin(args[0]))
+            replaced = tracker.produce(target, ff, tensors, output)
             return output if replaced is None else replaced
 
         ff.__dict__[op] = tracked
@@ -452,8 +455,19 @@ class DataflowError(RuntimeError):
     """What the calibration map cannot honour (DESIGN.md): raised by convert()."""
 
 
+def _scalar_op_qparams(op: str, scale: float, zero_point: int, other: float) -> Tuple[float, int]:
+    from qtorch.nn.quantized.functional_modules import add_scalar_qparams, mul_scalar_qparams
+
+    return (add_scalar_qparams if op == "add_scalar" else mul_scalar_qparams)(scale, zero_point, other)
+
+
 def _qparams(producer: Producer) -> Tuple[float, int]:
+    if producer.derive is not None and producer.params_from is not None:
+        op, other = producer.derive
+        return _scalar_op_qparams(op, *_qparams(producer.params_from), other)
     source = producer.params_source()
+    if source is not producer:
+        return _qparams(source)
     observer = source.observer
     if observer is None or not hasattr(observer, "calculate_qparams"):
         raise DataflowError(f"{source.describe()} has no observer to give its quantization parameters")
@@ -499,9 +513,9 @@ def _input_qparams(name: str, mod: nn.Module, tracker: DataflowTracker) -> List[
 def _set_input_qparams(new_mod: nn.Module, params: List[Tuple[float, int]]) -> None:
     if not params:
         return
-    setter_all = getattr(new_mod, "set_inputs_qparams", None)
-    if setter_all is not None and len(params) > 1:
-        setter_all(params)
+    per_operand = getattr(new_mod, "set_operand_qparams", None)  # QFunctional: one pair per operand
+    if per_operand is not None and len(params) > 1:
+        per_operand([s for s, _ in params], [z for _, z in params])
         return
     setter = getattr(new_mod, "set_input_qparams", None)
     if setter is not None:

@@ -102,6 +102,20 @@ class QFunctional(ConstantsInStateDict):
     def extra_repr(self) -> str:
         return f"scale={self.scale}, zero_point={self.zero_point}"
 
+    # The per-operand parameters travel in the state_dict too.
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        destination[prefix + "input_scales"] = torch.tensor(self.input_scales, dtype=torch.float64)
+        destination[prefix + "input_zero_points"] = torch.tensor(self.input_zero_points, dtype=torch.int64)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: Any, unexpected_keys: Any, error_msgs: Any) -> None:
+        if prefix + "input_scales" in state_dict and prefix + "input_zero_points" in state_dict:
+            self.input_scales = [float(s) for s in state_dict.pop(prefix + "input_scales").tolist()]
+            self.input_zero_points = [int(z) for z in state_dict.pop(prefix + "input_zero_points").tolist()]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
     def forward(self, x):
         raise RuntimeError("QFunctional is not intended to use the 'forward'. Please use the underlying operation")
 
