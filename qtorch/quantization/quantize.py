@@ -424,7 +424,9 @@ def swap_module(mod: nn.Module, mapping: Dict[type, type], custom_module_class_m
     if getattr(mod, "qconfig", None) is None or type(mod) not in mapping:
         return mod
     target = mapping[type(mod)]
-    new_mod = target.from_float(_normalized_for_from_float(mod))
+    # QAT classes take the float (fused) module as it is; quantized classes get it normalized.
+    to_qat = ".qat" in getattr(target, "__module__", "")
+    new_mod = target.from_float(mod if to_qat else _normalized_for_from_float(mod))
     # Keep user hooks that are not qtorch's (observer and tracking hooks are left behind).
     for hook in mod._forward_pre_hooks.values():
         if not getattr(hook, "__qualname__", "").startswith(("_pre_hook", "prepare")) and "qtorch" not in getattr(hook, "__module__", ""):
