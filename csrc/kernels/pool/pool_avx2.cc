@@ -83,10 +83,40 @@ void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
   for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, off + c, p);
 }
 
+// One-channel planes (NCHW) with unit or stride-2 windows: vectors run along
+// the outputs instead (stride 2 keeps the even bytes). A full vector reads one
+// byte past its last output's element, so the last block takes the scalar tail.
+void max_plane(size_t outputs, size_t count, const uint8_t* const* rows, size_t step, uint8_t* y) {
+  size_t o = 0;
+  if (step == 1) {
+    for (; o + 32 <= outputs; o += 32) {
+      __m256i m = load32(rows[0] + o);
+      for (size_t k = 1; k < count; ++k) m = _mm256_max_epu8(m, load32(rows[k] + o));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + o), m);
+    }
+  } else {
+    const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+    for (; o + 16 < outputs; o += 16) {
+      __m128i m = _mm_setzero_si128();
+      for (size_t k = 0; k < count; ++k) {
+        const __m256i even = _mm256_and_si256(load32(rows[k] + 2 * o), low_bytes);
+        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(even, even), _MM_SHUFFLE(3, 1, 2, 0));
+        m = _mm_max_epu8(m, _mm256_castsi256_si128(packed));
+      }
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + o), m);
+    }
+  }
+  for (; o < outputs; ++o) y[o] = max_pool_value(count, rows, o * step);
+}
+
 // Output pixels one after another; NCHW planes (one channel) go through the
 // scalar definition, which is as fast as a one-lane vector there.
 void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
               uint8_t* y, size_t y_step) {
+  if (channels == 1 && y_step == 1 && (row_step == 1 || row_step == 2) && count > 0) {
+    max_plane(outputs, count, rows, row_step, y);
+    return;
+  }
   for (size_t o = 0; o < outputs; ++o) {
     if (channels == 1) y[o * y_step] = max_pool_value(count, rows, o * row_step);
     else max_pixel(channels, count, rows, o * row_step, y + o * y_step);

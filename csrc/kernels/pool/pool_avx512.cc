@@ -77,10 +77,31 @@ void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
   }
 }
 
+// One-channel planes (NCHW) with unit or stride-2 windows: vectors run along
+// the outputs instead (stride 2 keeps the even bytes of 16-bit lanes).
+void max_plane(size_t outputs, size_t count, const uint8_t* const* rows, size_t step, uint8_t* y) {
+  for (size_t o = 0; o < outputs; o += 32) {
+    const size_t n = outputs - o < 32 ? outputs - o : 32;
+    // Bytes 0 .. step * (n - 1): never past the last element a window reads.
+    const size_t span = step * (n - 1) + 1;
+    const __mmask64 load_mask = span >= 64 ? ~__mmask64(0) : ((__mmask64(1) << span) - 1u);
+    __m256i m = _mm256_setzero_si256();
+    for (size_t k = 0; k < count; ++k) {
+      const __m512i v = _mm512_maskz_loadu_epi8(load_mask, rows[k] + o * step);
+      m = _mm256_max_epu8(m, step == 1 ? _mm512_castsi512_si256(v) : _mm512_cvtepi16_epi8(v));
+    }
+    _mm256_mask_storeu_epi8(y + o, static_cast<__mmask32>(n >= 32 ? 0xffffffffu : ((1u << n) - 1u)), m);
+  }
+}
+
 // Output pixels one after another; NCHW planes (one channel) go through the
 // scalar definition, which is as fast as a one-lane vector there.
 void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
               uint8_t* y, size_t y_step) {
+  if (channels == 1 && y_step == 1 && (row_step == 1 || row_step == 2) && count > 0) {
+    max_plane(outputs, count, rows, row_step, y);
+    return;
+  }
   for (size_t o = 0; o < outputs; ++o) {
     if (channels == 1) y[o * y_step] = max_pool_value(count, rows, o * row_step);
     else max_pixel(channels, count, rows, o * row_step, y + o * y_step);

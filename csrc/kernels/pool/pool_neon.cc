@@ -64,10 +64,35 @@ void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
   for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, off + c, p);
 }
 
+// One-channel planes (NCHW) with unit or stride-2 windows: vectors run along
+// the outputs instead (vld2 keeps the even bytes). A stride-2 vector reads one
+// byte past its last output's element, so the last block takes the scalar tail.
+void max_plane(size_t outputs, size_t count, const uint8_t* const* rows, size_t step, uint8_t* y) {
+  size_t o = 0;
+  if (step == 1) {
+    for (; o + 16 <= outputs; o += 16) {
+      uint8x16_t m = vld1q_u8(rows[0] + o);
+      for (size_t k = 1; k < count; ++k) m = vmaxq_u8(m, vld1q_u8(rows[k] + o));
+      vst1q_u8(y + o, m);
+    }
+  } else {
+    for (; o + 16 < outputs; o += 16) {
+      uint8x16_t m = vdupq_n_u8(0);
+      for (size_t k = 0; k < count; ++k) m = vmaxq_u8(m, vld2q_u8(rows[k] + 2 * o).val[0]);
+      vst1q_u8(y + o, m);
+    }
+  }
+  for (; o < outputs; ++o) y[o] = max_pool_value(count, rows, o * step);
+}
+
 // Output pixels one after another; NCHW planes (one channel) go through the
 // scalar definition, which is as fast as a one-lane vector there.
 void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
               uint8_t* y, size_t y_step) {
+  if (channels == 1 && y_step == 1 && (row_step == 1 || row_step == 2) && count > 0) {
+    max_plane(outputs, count, rows, row_step, y);
+    return;
+  }
   for (size_t o = 0; o < outputs; ++o) {
     if (channels == 1) y[o * y_step] = max_pool_value(count, rows, o * row_step);
     else max_pixel(channels, count, rows, o * row_step, y + o * y_step);
