@@ -7,7 +7,8 @@ namespace kernels {
 
 void pack_b(size_t n, size_t k, const int8_t* b, size_t ldb, int8_t* packed, int32_t* col_sums) {
   const size_t groups = (k + kGemmGroupK - 1) / kGemmGroupK;
-  std::memset(packed, 0, packed_b_size(n, k));
+  // An empty weight may come with a null buffer, and memset(nullptr, 0, 0) is undefined.
+  if (packed_b_size(n, k)) std::memset(packed, 0, packed_b_size(n, k));
   for (size_t j = 0; j < n; ++j) {
     const int8_t* row = b + j * ldb;
     int8_t* dst = packed + (j / kGemmBlockN) * groups * kGemmBlockN * kGemmGroupK + (j % kGemmBlockN) * kGemmGroupK;
@@ -29,7 +30,7 @@ void unpack_b(size_t n, size_t k, const int8_t* packed, int8_t* b, size_t ldb) {
 }
 
 void pack_b_f16(size_t n, size_t k, const uint16_t* b, size_t ldb, uint16_t* packed) {
-  std::memset(packed, 0, packed_b_f16_size(n, k) * sizeof(uint16_t));
+  if (packed_b_f16_size(n, k)) std::memset(packed, 0, packed_b_f16_size(n, k) * sizeof(uint16_t));  // see pack_b
   for (size_t j = 0; j < n; ++j) {
     uint16_t* dst = packed + (j / kGemmBlockN) * k * kGemmBlockN + j % kGemmBlockN;
     for (size_t kk = 0; kk < k; ++kk) dst[kk * kGemmBlockN] = b[j * ldb + kk];
