@@ -69,6 +69,11 @@ inline int64_t check_axis(int64_t axis, int64_t dim, const char* arg) {
   return axis < 0 ? axis + dim : axis;
 }
 
+// Options for a fake (Meta) kernel's outputs. The dispatcher runs the Meta kernel when any
+// argument is a meta tensor, also when others are CPU tensors: the outputs must still be meta
+// tensors, never uninitialised CPU memory.
+inline at::TensorOptions meta_options(const at::Tensor& like) { return like.options().device(at::kMeta); }
+
 // Dense tensors (contiguous, channels_last, any permutation) are processed in
 // their own memory order; anything else is copied once.
 inline at::Tensor dense(const at::Tensor& t) { return t.is_non_overlapping_and_dense() ? t : t.contiguous(); }

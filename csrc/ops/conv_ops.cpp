@@ -173,7 +173,7 @@ std::tuple<at::Tensor, at::Tensor> conv2d_prepack_meta(const at::Tensor& weight,
                     "weight must be (out_channels, in_channels / groups, kernel_h, kernel_w) with out_channels ",
                     "divisible by groups, got shape ", weight.sizes(), " and groups ", groups);
   const int64_t out_channels = weight.size(0), taps = weight.size(2) * weight.size(3);
-  const at::TensorOptions meta = weight.options();
+  const at::TensorOptions meta = meta_options(weight);
   at::Tensor sums = at::empty({out_channels}, meta.dtype(at::kInt));
   if (is_depthwise(weight.size(1), groups)) {
     return {at::empty({out_channels / groups, int64_t(kernels::depthwise_packed_size(groups, taps))},
@@ -398,7 +398,7 @@ at::Tensor conv2d_meta(const at::Tensor& input, double, int64_t, const at::Tenso
                        at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
                        at::IntArrayRef dilation, int64_t groups, double, int64_t) {
   const ConvPlan p = plan_conv(input, weight_sums.numel(), kernel_size, stride, padding, dilation, groups);
-  return empty_output(p, input.options());
+  return empty_output(p, meta_options(input));
 }
 
 // The shared argument list of conv2d and conv2d_relu.

@@ -359,33 +359,33 @@ at::Tensor linear_dynamic_fp16(const at::Tensor& input, const at::Tensor& packed
 // Fake (meta) kernels: shapes and dtypes only.
 std::tuple<at::Tensor, at::Tensor> linear_prepack_meta(const at::Tensor& weight) {
   TORCH_CHECK_VALUE(weight.dim() == 2, "weight must be 2-d [out_features, in_features], got shape ", weight.sizes());
-  return {at::empty(packed_shape(weight.size(0), weight.size(1)), weight.options()),
-          at::empty({weight.size(0)}, weight.options().dtype(at::kInt))};
+  return {at::empty(packed_shape(weight.size(0), weight.size(1)), meta_options(weight)),
+          at::empty({weight.size(0)}, meta_options(weight).dtype(at::kInt))};
 }
 at::Tensor linear_unpack_meta(const at::Tensor& packed, int64_t out_features, int64_t in_features) {
-  return at::empty({out_features, in_features}, packed.options());
+  return at::empty({out_features, in_features}, meta_options(packed));
 }
 at::Tensor linear_meta(const at::Tensor& input, const at::Tensor&, const at::Tensor& col_sums, int64_t,
                        const c10::optional<at::Tensor>&, double, int64_t, const at::Tensor&, const at::Tensor&, double,
                        int64_t, bool float_output) {
-  return at::empty(output_shape(input, col_sums.size(0)), input.options().dtype(float_output ? at::kFloat : at::kByte));
+  return at::empty(output_shape(input, col_sums.size(0)), meta_options(input).dtype(float_output ? at::kFloat : at::kByte));
 }
 at::Tensor linear_dynamic_meta(const at::Tensor& input, const at::Tensor&, const at::Tensor& col_sums, int64_t,
                                const c10::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&, bool, bool) {
-  return at::empty(output_shape(input, col_sums.size(0)), input.options());
+  return at::empty(output_shape(input, col_sums.size(0)), meta_options(input));
 }
 
 at::Tensor linear_prepack_fp16_meta(const at::Tensor& weight) {
   TORCH_CHECK_VALUE(weight.dim() == 2, "weight must be 2-d [out_features, in_features], got shape ", weight.sizes());
   return at::empty({ceil_div(weight.size(0), kGemmBlockN), weight.size(1), int64_t(kGemmBlockN)},
-                   weight.options().dtype(at::kHalf));
+                   meta_options(weight).dtype(at::kHalf));
 }
 at::Tensor linear_unpack_fp16_meta(const at::Tensor& packed, int64_t out_features) {
-  return at::empty({out_features, packed.size(1)}, packed.options());
+  return at::empty({out_features, packed.size(1)}, meta_options(packed));
 }
 at::Tensor linear_dynamic_fp16_meta(const at::Tensor& input, const at::Tensor&, int64_t out_features,
                                     const c10::optional<at::Tensor>&, bool) {
-  return at::empty(output_shape(input, out_features), input.options());
+  return at::empty(output_shape(input, out_features), meta_options(input));
 }
 
 }  // namespace

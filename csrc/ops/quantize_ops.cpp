@@ -229,22 +229,22 @@ at::Tensor requantize_per_tensor(const at::Tensor& input, double in_scale, int64
 // Fake (meta) kernels: shapes, dtypes and memory format only.
 at::Tensor quantize_per_tensor_meta(const at::Tensor& input, double, int64_t, at::ScalarType dtype) {
   check_quantized_dtype(dtype, "dtype");
-  return at::empty_like(input, input.options().dtype(dtype));
+  return at::empty_like(input, meta_options(input).dtype(dtype));
 }
 at::Tensor quantize_per_channel_meta(const at::Tensor& input, const at::Tensor&, const at::Tensor&, int64_t,
                                      at::ScalarType dtype) {
   check_quantized_dtype(dtype, "dtype");
-  return at::empty_like(input, input.options().dtype(dtype));
+  return at::empty_like(input, meta_options(input).dtype(dtype));
 }
 at::Tensor dequantize_per_tensor_meta(const at::Tensor& input, double, int64_t) {
-  return at::empty_like(input, input.options().dtype(at::kFloat));
+  return at::empty_like(input, meta_options(input).dtype(at::kFloat));
 }
 at::Tensor dequantize_per_channel_meta(const at::Tensor& input, const at::Tensor&, const at::Tensor&, int64_t) {
-  return at::empty_like(input, input.options().dtype(at::kFloat));
+  return at::empty_like(input, meta_options(input).dtype(at::kFloat));
 }
 at::Tensor requantize_per_tensor_meta(const at::Tensor& input, double, int64_t, double, int64_t,
                                       at::ScalarType dtype) {
-  return at::empty_like(input, input.options().dtype(dtype));
+  return at::empty_like(input, meta_options(input).dtype(dtype));
 }
 
 }  // namespace
