@@ -11,7 +11,8 @@ BUILD := build
 ARM_SYSROOT := /usr/aarch64-linux-gnu
 QEMU := qemu-aarch64 -L $(ARM_SYSROOT)
 
-.PHONY: demo test build test-python test-cpp test-arm arm-toolchain cpp-example test-cpp-example bench bench-quick clean
+.PHONY: demo test build test-python test-cpp test-arm arm-toolchain cpp-example test-cpp-example bench bench-quick clean \
+	test-sanitize fuzz test-slow
 
 demo: build
 	$(PY) -m examples.demo
@@ -67,6 +68,33 @@ test-arm: arm-toolchain
 	ninja -C $(BUILD)/kernels-aarch64
 	$(QEMU) $(BUILD)/kernels-aarch64/kernel_tests
 	$(QEMU) -cpu cortex-a72 $(BUILD)/kernels-aarch64/kernel_tests
+
+# Kernels and their C++ tests, then the extension (a separate copy in $(BUILD)/sanitize, loaded
+# through QTORCH_LIBRARY) and a Python test subset, under AddressSanitizer and UBSan: any report
+# fails. Python itself leaks by design, so leak detection is off; libasan must be preloaded
+# because python is not instrumented.
+SANITIZE := address,undefined,float-cast-overflow
+SANITIZE_TESTS := tests/test_quantize.py tests/test_properties.py tests/test_fuzz.py \
+	tests/test_linear.py::test_static_linear_matches_float_reference tests/test_conv.py -k "not native and not script"
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so)
+
+test-sanitize: $(STAMP)
+	cmake -S . -B $(BUILD)/kernels-sanitize -G Ninja -DQTORCH_SANITIZE=$(SANITIZE) > /dev/null
+	ninja -C $(BUILD)/kernels-sanitize
+	$(SANITIZE_ENV) $(BUILD)/kernels-sanitize/kernel_tests
+	QTORCH_SANITIZE=$(SANITIZE) $(PY) setup.py -q build_ext --build-lib $(BUILD)/sanitize/lib \
+	  --build-temp $(BUILD)/sanitize/temp
+	$(SANITIZE_ENV) QTORCH_LIBRARY=$$(ls $(BUILD)/sanitize/lib/qtorch/_C*.so) \
+	  $(PY) -m pytest -q -p no:cacheprovider $(SANITIZE_TESTS)
+
+# The long fuzzing and property run (the CI profile runs a few examples per op).
+fuzz: build
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz.py tests/test_properties.py
+
+# Tests past 2^31 elements: ~11 GB of memory.
+test-slow: build
+	QTORCH_BIG_TENSORS=1 $(PY) -m pytest -q -m slow tests/test_stress.py
 
 bench: build
 	$(PY) -m benchmarks

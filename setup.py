@@ -23,6 +23,12 @@ def sources():
     return ops + kernels
 
 
+# make test-sanitize builds a second copy of the library with QTORCH_SANITIZE=address,undefined
+# (into build/sanitize, loaded through QTORCH_LIBRARY; see qtorch/_ops.py).
+SANITIZE = os.environ.get("QTORCH_SANITIZE", "")
+SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={SANITIZE}",
+                  "-fno-sanitize-recover=all"] if SANITIZE else []
+
 extension = CppExtension(
     name="qtorch._C",
     sources=sources(),
@@ -31,8 +37,8 @@ extension = CppExtension(
     # pragma is dropped and ops run on one thread. libgomp.so.1 resolves to the copy
     # torch has already loaded, so there is one OpenMP runtime.
     extra_compile_args={"cxx": ["-O3", "-std=c++17", "-ffp-contract=off", "-fno-math-errno", "-fopenmp",
-                                "-Wno-maybe-uninitialized"]},
-    extra_link_args=["-fopenmp"],
+                                "-Wno-maybe-uninitialized"] + SANITIZE_FLAGS},
+    extra_link_args=["-fopenmp"] + SANITIZE_FLAGS,
     # No libtorch_python: the library must load without Python.
     py_limited_api=True,
 )

@@ -9,6 +9,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _library_path() -> str:
+    # QTORCH_LIBRARY loads another build of the same sources (make test-sanitize's).
+    if os.environ.get("QTORCH_LIBRARY"):
+        return os.environ["QTORCH_LIBRARY"]
     for suffix in importlib.machinery.EXTENSION_SUFFIXES + [".abi3.so", ".so"]:
         matches = glob.glob(os.path.join(_HERE, "_C" + suffix))
         if matches:
