@@ -26,3 +26,19 @@ def _fresh_seed():
     # Fresh random inputs every run; the seed is shown on failure.
     seed = torch.seed()
     yield seed
+
+
+# Hypothesis budgets (tests/test_properties.py, tests/test_fuzz.py): "ci" keeps the suite quick,
+# "fuzz" is the long run of make fuzz. HYPOTHESIS_PROFILE selects one.
+def _register_hypothesis_profiles():
+    import os
+
+    from hypothesis import HealthCheck, settings
+
+    quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+    settings.register_profile("ci", max_examples=15, deadline=None, suppress_health_check=quiet, print_blob=True)
+    settings.register_profile("fuzz", max_examples=600, deadline=None, suppress_health_check=quiet, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_register_hypothesis_profiles()

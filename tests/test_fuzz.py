@@ -1,0 +1,329 @@
+"""API fuzzing: every torch.ops.qtorch op and every quantized module, called with broken
+arguments (wrong dtypes, shapes, strides, negative and huge sizes, NaN/inf scales, mismatched
+parameters), must return a correct result or raise a Python exception: never crash, hang or
+return garbage.
+
+Each example starts from valid arguments (tests/_op_specs.py) and breaks one or two of them,
+with mutations chosen from the op's schema types. The oracle:
+  - a Python exception (with a message) is always acceptable;
+  - a mutation that keeps the meaning (another memory layout) must give the unmutated result;
+  - any other accepted call must be well defined: the same result again, and on the scalar path
+    (garbage from uninitialised or out-of-bounds memory fails this);
+  - a crash ends the process, a hang trips the watchdog (which dumps the stack and exits).
+The CI profile runs a few examples per op; make fuzz runs the "fuzz" profile.
+"""
+import contextlib
+import faulthandler
+import math
+import os
+import resource
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import qtorch
+import qtorch.nn.intrinsic.quantized as nniq
+import qtorch.nn.quantized as nnq
+import qtorch.nn.quantized.dynamic as nnqd
+from _op_specs import SPEC_BY_OP, call, draw_layout, registered_ops, schema
+
+HANG_SECONDS = 120
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.int8, torch.int16,
+          torch.int32, torch.int64, torch.bool, torch.complex64]
+BAD_FLOATS = [math.nan, math.inf, -math.inf, 0.0, -0.0, -1.0, 1e-45, 1e-39, 3.5e38, 1e300, 1e-300, 2.0 ** 31,
+              -2.0 ** 63]
+BAD_INTS = [-1, 0, 1, 2, 255, 256, -129, 2 ** 31 - 1, 2 ** 31, -(2 ** 31) - 1, 2 ** 62, 2 ** 63 - 1, -(2 ** 63)]
+
+
+# ---------- mutations, by schema type ----------
+
+def mutate_tensor(draw, t):
+    """(new tensor, kind): kind "same" keeps the logical tensor (only its layout changes)."""
+    if not isinstance(t, torch.Tensor):
+        return draw(st.sampled_from([None, torch.randn(3), torch.zeros(0, dtype=torch.uint8)])), "value"
+    kind = draw(st.sampled_from(["layout", "dtype", "shape", "values", "stride0", "empty", "scalar", "random",
+                                 "grad", "meta", "overlap"]))
+    if kind == "layout":
+        return draw_layout(draw, t), "same"
+    if kind == "dtype":
+        return t.to(draw(st.sampled_from([d for d in DTYPES if d != t.dtype]))), "value"
+    if kind == "shape":
+        options = [t.reshape(-1), t.unsqueeze(0), t.unsqueeze(-1)]
+        if t.dim():
+            options += [t.narrow(-1, 0, t.shape[-1] // 2), t.sum(-1).to(t.dtype), t.movedim(-1, 0)]
+        return draw(st.sampled_from(options)), "value"
+    if kind == "values":
+        if t.is_floating_point():
+            return torch.full_like(t, draw(st.sampled_from(BAD_FLOATS))), "value"
+        info = torch.iinfo(t.dtype) if t.dtype != torch.bool else None
+        if info is None:
+            return ~t, "value"
+        return torch.full_like(t, draw(st.sampled_from([info.min, info.max, 0, -1 if info.min < 0 else 1]))), "value"
+    if kind == "stride0":
+        # Every element aliases the first one.
+        return t.reshape(-1)[:1].expand(*(t.shape if t.numel() else (4,))) if t.numel() else t, "value"
+    if kind == "empty":
+        return t.new_empty((0,) * max(1, t.dim())), "value"
+    if kind == "scalar":
+        return t.reshape(-1)[0].clone() if t.numel() else t.new_zeros(()), "value"
+    if kind == "random":
+        shape = draw(st.lists(st.integers(0, 9), min_size=0, max_size=5))
+        return torch.randint(-5, 250, shape).to(t.dtype), "value"
+    if kind == "grad":
+        if t.is_floating_point():
+            return t.detach().clone().requires_grad_(), "same"
+        return t, "same"
+    if kind == "meta":
+        return t.to("meta"), "meta"
+    # "overlap": a view whose elements overlap in memory (stride smaller than the row).
+    if t.dim() >= 2 and t.numel() > 1:
+        flat = t.reshape(-1)
+        return flat.as_strided((t.shape[0], t.shape[-1]), (1, 1)) if flat.numel() >= t.shape[0] + t.shape[-1] else t, "value"
+    return t, "same"
+
+
+def mutate_value(draw, type_name, value):
+    if type_name in ("Tensor", "Optional[Tensor]"):
+        if type_name == "Optional[Tensor]" and value is not None and draw(st.booleans()):
+            return None, "value"
+        return mutate_tensor(draw, value)
+    if type_name in ("float", "Optional[float]"):
+        options = BAD_FLOATS + ([None] if type_name.startswith("Optional") else [])
+        return draw(st.sampled_from(options)), "value"
+    if type_name in ("int", "SymInt", "Optional[int]"):
+        options = BAD_INTS + ([None] if type_name.startswith("Optional") else [])
+        return draw(st.one_of(st.sampled_from(options), st.integers(-300, 300))), "value"
+    if type_name == "bool":
+        return not value, "value"
+    if type_name == "ScalarType":
+        return draw(st.sampled_from(DTYPES)), "value"
+    if type_name in ("List[int]", "List[SymInt]"):
+        value = list(value)
+        options = [[], value + [1], value[:1], [-1] * len(value), [0] * len(value), [2 ** 31] * len(value),
+                   [2 ** 62] + value[1:], [draw(st.sampled_from(BAD_INTS)) for _ in value]]
+        return draw(st.sampled_from(options)), "value"
+    if type_name == "List[float]":
+        value = list(value)
+        return draw(st.sampled_from([[], value + [1.0], [draw(st.sampled_from(BAD_FLOATS)) for _ in value]])), "value"
+    if type_name == "List[Tensor]":
+        value = list(value)
+        if not value:
+            return [torch.zeros(1, dtype=torch.uint8)], "value"
+        i = draw(st.integers(0, len(value) - 1))
+        mutated, _ = mutate_tensor(draw, value[i])
+        options = [[], value + value[:1], value[:i] + [mutated] + value[i + 1:]]
+        return draw(st.sampled_from(options)), "value"
+    if type_name == "str":
+        return draw(st.sampled_from(["", "bogus", "SCALAR", "scalar ", "amx", "neon", "x" * 1000])), "value"
+    return value, "same"
+
+
+# ---------- oracle ----------
+
+@contextlib.contextmanager
+def watchdog():
+    """A hang (in C++ as well as Python) dumps every thread's stack and ends the run."""
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@contextlib.contextmanager
+def memory_cap(extra_bytes=6 << 30):
+    """Huge sizes must fail to allocate (an exception), not eat the machine: cap the address space
+    at what the process has now plus extra_bytes. Not under AddressSanitizer (it reserves terabytes)."""
+    if "ASAN_OPTIONS" in os.environ:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        current = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (current + extra_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def outputs(result):
+    return list(result) if isinstance(result, (tuple, list)) else [result]
+
+
+def same_result(a, b):
+    if isinstance(a, torch.Tensor) != isinstance(b, torch.Tensor):
+        return False
+    if not isinstance(a, torch.Tensor):
+        return a == b
+    if a.device.type == "meta" or b.device.type == "meta":
+        return a.shape == b.shape and a.dtype == b.dtype
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b) or (
+        a.is_floating_point() and torch.equal(a.isnan(), b.isnan()) and torch.equal(a[~a.isnan()], b[~b.isnan()]))
+
+
+def assert_same(want, got, what):
+    want, got = outputs(want), outputs(got)
+    assert len(want) == len(got), what
+    for a, b in zip(want, got):
+        assert same_result(a, b), what
+
+
+def run_guarded(fn, *args):
+    """(result, None) or (None, exception); a non-Exception (a crash surfacing otherwise) propagates."""
+    with watchdog(), memory_cap():
+        try:
+            return fn(*args), None
+        except Exception as e:  # noqa: BLE001: any Python exception is an acceptable answer
+            assert str(e), f"{type(e).__name__} without a message"
+            return None, e
+
+
+# ---------- ops ----------
+
+FUZZ_OPS = [op for op in registered_ops() if op in SPEC_BY_OP]
+
+
+def test_every_op_has_a_spec():
+    missing = [op for op in registered_ops() if op not in SPEC_BY_OP]
+    assert not missing, f"add an OpSpec to tests/_op_specs.py for: {missing}"
+
+
+@pytest.mark.parametrize("op", FUZZ_OPS)
+@given(data=st.data())
+def test_op_survives_broken_arguments(op, data):
+    spec = SPEC_BY_OP[op]
+    case = spec.draw(data.draw)
+    arguments = schema(op).arguments
+    args = list(case.args)
+    if not args:
+        positions = []
+    else:
+        positions = data.draw(st.lists(st.integers(0, len(args) - 1), min_size=1, max_size=2, unique=True))
+    kinds = []
+    for i in positions:
+        args[i], kind = mutate_value(data.draw, str(arguments[i].type), args[i])
+        kinds.append(kind)
+    isa = qtorch.kernel_isa()
+    try:
+        base = None if spec.stateful else call(op, case.args)
+        got, error = run_guarded(call, op, args)
+        if error is not None or spec.stateful:
+            return
+        if "meta" in kinds:
+            # The Meta kernel ran: shapes only, and never uninitialised CPU memory.
+            assert all(o.device.type == "meta" for o in outputs(got) if isinstance(o, torch.Tensor)), op
+            return
+        if all(kind == "same" for kind in kinds):
+            assert_same(base, got, f"{op}: another layout of the same arguments changed the result")
+            return
+        again, error = run_guarded(call, op, args)
+        assert error is None, f"{op}: accepted once, then raised {error!r}"
+        assert_same(got, again, f"{op}: two calls with the same arguments differ")
+        with qtorch.kernel_isa_scope("scalar"):
+            scalar, error = run_guarded(call, op, args)
+        assert error is None, f"{op}: accepted on {isa}, raised on scalar: {error!r}"
+        assert_same(got, scalar, f"{op}: {isa} and scalar paths differ on accepted arguments")
+    finally:
+        qtorch.set_kernel_isa(isa)
+
+
+# ---------- modules ----------
+
+def _weight(n, k):
+    w = torch.randint(-128, 128, (n, k), dtype=torch.int8)
+    return w, torch.rand(n) * 0.01 + 0.001, torch.zeros(n, dtype=torch.int32)
+
+
+def _static(module, input_qparams=(0.05, 128), output_qparams=(0.1, 100)):
+    module.set_input_qparams(*input_qparams)
+    module.scale, module.zero_point = output_qparams
+    return module
+
+
+def linear_module(cls):
+    def make():
+        m = cls(24, 10)
+        m.set_weight_bias(_weight(10, 24), torch.randn(10))
+        return _static(m), torch.randint(0, 256, (3, 24), dtype=torch.uint8)
+    return make
+
+
+def conv_module(cls, groups=1):
+    def make():
+        m = cls(6, 12, 3, padding=1, groups=groups)
+        w, s, z = _weight(12, 6 // groups * 9)
+        m.set_weight_bias((w.view(12, 6 // groups, 3, 3), s, z), torch.randn(12))
+        return _static(m), torch.randint(0, 256, (2, 6, 5, 7), dtype=torch.uint8)
+    return make
+
+
+def dynamic_linear(dtype):
+    def make():
+        return nnqd.Linear.from_float(nn.Linear(24, 10)) if dtype == torch.qint8 else _fp16_linear(), torch.randn(3, 24)
+    return make
+
+
+def _fp16_linear():
+    m = nnqd.Linear(24, 10, dtype=torch.float16)
+    m.set_weight_bias(torch.randn(10, 24), torch.randn(10))
+    return m
+
+
+MODULES = {
+    "nnq.Linear": linear_module(nnq.Linear),
+    "nniq.LinearReLU": linear_module(nniq.LinearReLU),
+    "nnqd.Linear": dynamic_linear(torch.qint8),
+    "nnqd.Linear-fp16": dynamic_linear(torch.float16),
+    "nnq.Conv2d": conv_module(nnq.Conv2d),
+    "nnq.Conv2d-depthwise": conv_module(nnq.Conv2d, groups=6),
+    "nniq.ConvReLU2d": conv_module(nniq.ConvReLU2d),
+}
+MODULE_CONSTANTS = ["scale", "zero_point", "input_scale", "input_zero_point", "float_output"]
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+@given(data=st.data())
+def test_module_survives_broken_inputs_and_parameters(name, data):
+    module, x = MODULES[name]()
+    module.float_output = data.draw(st.booleans())
+    base = module(x)
+    target = data.draw(st.sampled_from(["input", "input", "constant", "float input"]))
+    if target == "input":
+        x, kind = mutate_tensor(data.draw, x)
+    elif target == "float input":
+        x, kind = torch.randn(x.shape) * data.draw(st.sampled_from([1.0, 1e30])), "value"
+        x[..., 0] = data.draw(st.sampled_from([math.nan, math.inf, 0.0]))
+    else:
+        attr = data.draw(st.sampled_from(MODULE_CONSTANTS))
+        value = getattr(module, attr)
+        setattr(module, attr, mutate_value(data.draw, type(value).__name__, value)[0])
+        kind = "value"
+    got, error = run_guarded(module, x)
+    if error is not None:
+        return
+    if kind == "same":
+        assert_same(base, got, f"{name}: another layout of the same input changed the result")
+        return
+    again, error = run_guarded(module, x)
+    assert error is None and (again is None) == (got is None)
+    assert_same(got, again, f"{name}: two calls with the same input differ")
+
+
+# ---------- regression cases: bugs the fuzzer found ----------
+
+def test_meta_weight_with_cpu_input_gives_a_meta_result_not_cpu_garbage():
+    # Any meta argument sends the call to the Meta kernel; it returned an uninitialised CPU
+    # tensor when the input was on the CPU (fixed: Meta kernels allocate on the meta device).
+    ops = torch.ops.qtorch
+    x = torch.randint(0, 256, (2, 8), dtype=torch.uint8)
+    packed, sums = ops.linear_prepack(torch.randint(-128, 128, (4, 8), dtype=torch.int8))
+    y = ops.linear(x, packed.to("meta"), sums, 8, None, 0.1, 0, torch.ones(1), torch.zeros(1, dtype=torch.int32),
+                   0.1, 0)
+    assert y.device.type == "meta" and y.shape == (2, 4)
+    q = ops.quantize_per_channel(torch.randn(3, 5), torch.ones(3, device="meta"), torch.zeros(3, dtype=torch.int32),
+                                 0, torch.uint8)
+    assert q.device.type == "meta"
