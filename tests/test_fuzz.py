@@ -57,14 +57,17 @@ def mutate_tensor(draw, t):
         return draw(st.sampled_from(options)), "value"
     if kind == "values":
         if t.is_floating_point():
-            return torch.full_like(t, draw(st.sampled_from(BAD_FLOATS))), "value"
+            # Through float64, so out-of-range values become inf in narrower dtypes.
+            return torch.full(t.shape, draw(st.sampled_from(BAD_FLOATS)), dtype=torch.float64).to(t.dtype), "value"
         info = torch.iinfo(t.dtype) if t.dtype != torch.bool else None
         if info is None:
             return ~t, "value"
         return torch.full_like(t, draw(st.sampled_from([info.min, info.max, 0, -1 if info.min < 0 else 1]))), "value"
     if kind == "stride0":
         # Every element aliases the first one.
-        return t.reshape(-1)[:1].expand(*(t.shape if t.numel() else (4,))) if t.numel() else t, "value"
+        if t.dim() == 0 or t.numel() == 0:
+            return t, "same"
+        return t.reshape(-1)[:1].expand(t.shape), "value"
     if kind == "empty":
         return t.new_empty((0,) * max(1, t.dim())), "value"
     if kind == "scalar":
