@@ -313,7 +313,7 @@ at::Tensor binary_meta(const at::Tensor& a, double, int64_t, const at::Tensor& b
   check_u8_input(a, "a");
   check_u8_input(b, "b");
   check_same_shape(a, b, "binary op");
-  return at::empty_like(a);
+  return at::empty_like(a, meta_options(a));  // a may be a CPU tensor when only b is meta
 }
 at::Tensor scalar_meta(const at::Tensor& x, double, int64_t, double, double, int64_t) {
   check_u8_input(x, "input");
@@ -338,7 +338,7 @@ at::Tensor cat_meta(at::TensorList tensors, at::ArrayRef<double>, at::IntArrayRe
   std::vector<int64_t> sizes(first.sizes().begin(), first.sizes().end());
   sizes[dim] = 0;
   for (const at::Tensor& t : tensors) sizes[dim] += t.size(dim);
-  return at::empty(sizes, first.options().memory_format(cat_memory_format(tensors)));
+  return at::empty(sizes, meta_options(first).memory_format(cat_memory_format(tensors)));
 }
 
 }  // namespace
