@@ -1,7 +1,7 @@
 """examples/cpp/run_model: a C++ program, no Python, runs a scripted qtorch model saved from
 Python and gives Python's output bit for bit, or the eager model's error on bad input.
 
-The program is built by `make test-cpp-example` (CMake against the torch wheel's libtorch,
+The program is built by `make cpp-example` (CMake against the torch wheel's libtorch,
 QTORCH_BUILD_TORCH_PARTS=ON); these tests are skipped where it has not been built.
 QTORCH_RUN_MODEL names another build of it.
 """
@@ -15,9 +15,10 @@ from _deploy_cases import MODEL_NAMES, ROOT, bad_inputs, convert, fresh_input, m
 from qtorch._ops import LIBRARY_PATH
 
 RUN_MODEL = os.environ.get("QTORCH_RUN_MODEL", os.path.join(ROOT, "build", "torch", "run_model"))
-# The ops library CMake builds from the same sources (ninja -C build/torch qtorch_ops), where built.
-CMAKE_OPS_LIBRARY = os.path.join(os.path.dirname(RUN_MODEL), "libqtorch_ops.so")
-OPS_LIBRARIES = [LIBRARY_PATH] + ([CMAKE_OPS_LIBRARY] if os.path.exists(CMAKE_OPS_LIBRARY) else [])
+# QTORCH_CMAKE_OPS_LIBRARY: the ops library CMake builds from the same sources
+# (ninja -C build/torch qtorch_ops -> build/torch/libqtorch_ops.so), tested too when given.
+# Not picked up by itself: a copy left from older sources would lack newer ops.
+OPS_LIBRARIES = [LIBRARY_PATH] + [p for p in [os.environ.get("QTORCH_CMAKE_OPS_LIBRARY")] if p]
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(RUN_MODEL),
