@@ -269,20 +269,30 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
                       g.pad_w == 0;
   const int64_t pixels = int64_t(g.out_pixels());
   // Gathered tiles stay within ~128 KiB (L2) so the GEMM re-reads them from cache.
-  const int64_t tile = direct ? 192 : std::max<int64_t>(12, std::min<int64_t>(192, (128 << 10) / int64_t(k)) / 6 * 6);
+  const int64_t max_tile =
+      direct ? 192 : std::max<int64_t>(12, std::min<int64_t>(192, (128 << 10) / int64_t(k)) / 6 * 6);
+  const int64_t threads = at::get_num_threads();
+  auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  // Tiles of equal size (multiples of the GEMM's 6-row micro-tile), as many as
+  // the threads need when there are few: splitting rows keeps each gathered
+  // row in one task, and a count divisible by the threads keeps them balanced.
+  int64_t tiles = ceil_div(pixels, max_tile);
+  if (tiles < 8 * threads) tiles = ceil_div(tiles, threads) * threads;
+  tiles = std::max<int64_t>(1, std::min(tiles, pixels / 12));
+  const int64_t tile = ceil_div(ceil_div(pixels, tiles), 6) * 6;
+  tiles = ceil_div(pixels, tile);
+  // Split output channels too when tiles alone would leave threads idle.
+  const int64_t blocks = (group_out + 15) / 16;
+  int64_t n_chunks = 1;
+  if (tiles * p.groups < threads) n_chunks = std::min(blocks, ceil_div(threads, tiles * p.groups));
+  const int64_t blocks_per_chunk = ceil_div(blocks, n_chunks);
+  n_chunks = ceil_div(blocks, blocks_per_chunk);
+
   // Gathered rows are padded to a whole group of 4 with the input zero point so
   // the GEMM never takes its K-tail path. The packed weight is the same for k
   // and the padded k (zero-filled), and the zero-point terms balance: the pad
   // adds (k_rows - k) * a_zp to each row sum and to the k * a_zp * b_zp term.
   const size_t k_rows = direct ? k : (k + kernels::kGemmGroupK - 1) / kernels::kGemmGroupK * kernels::kGemmGroupK;
-  const int64_t tiles = (pixels + tile - 1) / tile;
-  // Split output channels too when tiles alone would leave threads idle.
-  const int64_t blocks = (group_out + 15) / 16;
-  const int64_t threads = at::get_num_threads();
-  int64_t n_chunks = 1;
-  if (tiles * p.groups < 2 * threads) n_chunks = std::min(blocks, (2 * threads + tiles * p.groups - 1) / (tiles * p.groups));
-  const int64_t blocks_per_chunk = (blocks + n_chunks - 1) / n_chunks;
-  n_chunks = (blocks + blocks_per_chunk - 1) / blocks_per_chunk;
 
   bool any_weight_zp = false;
   const int32_t* zps = wp.zero_points.const_data_ptr<int32_t>();
