@@ -4,10 +4,10 @@ from typing import Any
 import torch
 
 from qtorch._ops import ops
-from qtorch.nn.quantized._constants import ConstantsInStateDict
+from qtorch.nn.quantized._module import QuantizedModule
 
 
-class SameParamsModule(ConstantsInStateDict):
+class SameParamsModule(QuantizedModule):
     """A quantized module whose output keeps its input's parameters (the classic semantics of relu,
     pooling and resize): setting the input parameters sets the output's too."""
 
@@ -59,7 +59,7 @@ class ReLU6(SameParamsModule):
         return cls(getattr(mod, "inplace", False))
 
 
-class Hardswish(ConstantsInStateDict):
+class Hardswish(QuantizedModule):
     """x * relu6(x + 3) / 6, quantized with the module's output parameters (a per-call table)."""
 
     def __init__(self, scale: float = 1.0, zero_point: int = 0) -> None:

@@ -195,32 +195,10 @@ class Conv2d(QuantizedModule):
             s += ", bias=False"
         return s
 
-    # --- state_dict: the buffers plus the module constants (as Linear does) ----------------------------
-    _CONSTANTS = {"scale": float, "zero_point": int, "input_scale": float, "input_zero_point": int,
-                  "has_input_qparams": bool, "float_output": bool, "weight_per_channel": bool, "has_bias": bool}
-
-    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        for name, kind in self._CONSTANTS.items():
-            value = getattr(self, name)
-            destination[prefix + name] = torch.tensor(value, dtype=torch.float64) if kind is float else torch.tensor(value)
-
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
-                              missing_keys: Any, unexpected_keys: Any, error_msgs: Any) -> None:
-        for name, kind in self._CONSTANTS.items():
-            if prefix + name in state_dict:
-                setattr(self, name, kind(state_dict.pop(prefix + name).item()))
-            elif strict:
-                missing_keys.append(prefix + name)
-        # Buffers may change shape (packing layouts): assign them.
-        for name in ("_weight_int8", "_weight_scales", "_weight_zero_points", "_packed_weight", "_weight_sums",
-                     "_bias"):
-            if prefix + name in state_dict:
-                setattr(self, name, state_dict.pop(prefix + name).detach().clone())
-            elif strict:
-                missing_keys.append(prefix + name)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys, unexpected_keys,
-                                      error_msgs)
+    # --- state_dict: the buffers plus the module constants (QuantizedModule) ------------------------------
+    _CONSTANTS = {**QuantizedModule._CONSTANTS, "weight_per_channel": bool, "has_bias": bool}
+    _ASSIGNED_BUFFERS = ("_weight_int8", "_weight_scales", "_weight_zero_points", "_packed_weight", "_weight_sums",
+                         "_bias")
 
     # --- compute -------------------------------------------------------------------------------------
     def _conv(self, x: torch.Tensor, relu: bool) -> torch.Tensor:

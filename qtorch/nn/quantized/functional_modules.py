@@ -7,7 +7,7 @@ from torch import Tensor
 
 from qtorch._ops import ops
 from qtorch._qtensor import QTensor
-from qtorch.nn.quantized._constants import QUANTIZED_MODULE_CONSTANTS, ConstantsInStateDict
+from qtorch.nn.quantized._module import QuantizedModule
 
 
 class FloatFunctional(torch.nn.Module):
@@ -64,7 +64,7 @@ def mul_scalar_qparams(scale: float, zero_point: int, other: float) -> Tuple[flo
     return -other * scale, 255 - zero_point
 
 
-class QFunctional(ConstantsInStateDict):
+class QFunctional(QuantizedModule):
     """The FloatFunctional calls on uint8 integers.
 
     ``scale``/``zero_point`` are the output parameters of add, mul, cat and add_relu (from the observer
@@ -76,7 +76,6 @@ class QFunctional(ConstantsInStateDict):
     it uses their parameters and returns a QTensor.
     """
 
-    _CONSTANTS = QUANTIZED_MODULE_CONSTANTS
     input_scales: List[float]
     input_zero_points: List[int]
 

@@ -64,6 +64,9 @@ class Linear(QuantizedModule):
 
     _version = 1
     _FLOAT_MODULE: Any = (torch.nn.Linear, torch.nn.modules.linear.NonDynamicallyQuantizableLinear)
+    _CONSTANTS = {**QuantizedModule._CONSTANTS, "in_features": int, "out_features": int}
+    _ASSIGNED_BUFFERS = ("packed_weight", "col_sums", "weight_scales", "weight_zero_points", "bias_")
+    _OPTIONAL_BUFFERS = ("bias_",)
 
     in_features: int
     out_features: int
@@ -139,38 +142,6 @@ class Linear(QuantizedModule):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, scale={self.scale}, "
                 f"zero_point={self.zero_point}, qscheme={self._qscheme()}")
-
-    # ----- state_dict: the buffers, plus the module constants -----
-    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        destination[prefix + "scale"] = torch.tensor(self.scale, dtype=torch.float64)
-        destination[prefix + "zero_point"] = torch.tensor(self.zero_point)
-        destination[prefix + "input_scale"] = torch.tensor(self.input_scale, dtype=torch.float64)
-        destination[prefix + "input_zero_point"] = torch.tensor(self.input_zero_point)
-        destination[prefix + "has_input_qparams"] = torch.tensor(self.has_input_qparams)
-        destination[prefix + "float_output"] = torch.tensor(self.float_output)
-        destination[prefix + "in_features"] = torch.tensor(self.in_features)
-        destination[prefix + "out_features"] = torch.tensor(self.out_features)
-
-    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
-                              missing_keys: Any, unexpected_keys: Any, error_msgs: Any) -> None:
-        constants = {"scale": float, "zero_point": int, "input_scale": float, "input_zero_point": int,
-                     "has_input_qparams": bool, "float_output": bool, "in_features": int, "out_features": int}
-        for name, kind in constants.items():
-            if prefix + name in state_dict:
-                setattr(self, name, kind(state_dict.pop(prefix + name).item()))
-            elif strict:
-                missing_keys.append(prefix + name)
-        # Buffers may change shape (per-tensor vs per-channel) or presence (bias): assign them.
-        for name in ("packed_weight", "col_sums", "weight_scales", "weight_zero_points", "bias_"):
-            if prefix + name in state_dict:
-                setattr(self, name, state_dict.pop(prefix + name).detach().clone())
-            elif name == "bias_":
-                self.bias_ = None
-            elif strict:
-                missing_keys.append(prefix + name)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys, unexpected_keys,
-                                      error_msgs)
 
     # ----- conversion -----
     @classmethod

@@ -5,10 +5,10 @@ import torch
 
 from qtorch._dtypes import storage_dtype
 from qtorch._ops import ops
-from qtorch.nn.quantized._constants import ConstantsInStateDict
+from qtorch.nn.quantized._module import QuantizedModule
 
 
-class Quantize(ConstantsInStateDict):
+class Quantize(QuantizedModule):
     """Quantizes float32 input with ``scale``/``zero_point`` to ``dtype`` (a plain integer tensor)."""
 
     dtype: torch.dtype
@@ -37,7 +37,7 @@ class Quantize(ConstantsInStateDict):
         return cls(float(scale), int(zero_point), getattr(observer, "dtype", torch.uint8))
 
 
-class DeQuantize(ConstantsInStateDict):
+class DeQuantize(QuantizedModule):
     """Dequantizes integer input with its input parameters; float input passes through."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
