@@ -409,7 +409,7 @@ def _normalized_for_from_float(mod: nn.Module) -> nn.Module:
     elif isinstance(mod, nn.Sequential) and type(mod).__module__.startswith("torch.ao.nn.intrinsic"):
         ours = getattr(nni, type(mod).__name__, None)
         if ours is not None:
-            result = ours(*mod)
+            result = ours(*[m for n, m in mod.named_children() if n != "activation_post_process"])
     if result is not mod:
         for key, value in carried.items():
             if key == "activation_post_process":
