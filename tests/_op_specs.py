@@ -575,6 +575,90 @@ def check_upsample_bilinear2d(case, out):
     within_one(out, torch.clamp(torch.round(want[0] if squeeze else want), 0, 255))
 
 
+# ---------- dynamic LSTM / GRU layers ----------
+
+def draw_recurrent(draw, gates):
+    gen = generator(draw)
+    steps, batch, hidden = draw(st.integers(0, 4)), draw(st.integers(1, 3)), draw(st.integers(1, 20))
+    gates_x = torch.randn(steps * batch, gates * hidden, generator=gen)
+    h0 = torch.randn(batch, hidden, generator=gen) * 0.5
+    c0 = torch.randn(batch, hidden, generator=gen)
+    bias = torch.randn(gates * hidden, generator=gen) * 0.1 if draw(st.booleans()) else None
+    if draw(st.booleans()):
+        w = torch.randn(gates * hidden, hidden, generator=gen) * 0.3
+        weight, w_real = [ops.linear_prepack_fp16(w)], w.half().double()
+    else:
+        w, scales, zps = draw_weight(draw, gen, gates * hidden, hidden, zero_points=False)
+        scales = scales * 64  # int8 weights of magnitude ~0.1..0.5
+        packed, sums = ops.linear_prepack(w)
+        weight, w_real = [packed, sums, scales, zps], dequantized_weight(w, scales, zps)
+    info = {"w": w_real, "int8": len(weight) == 4, "batch": batch, "steps": steps, "h0": h0, "c0": c0}
+    return gates_x, h0, c0, weight, bias, info
+
+
+def recurrent_reference(case_info, gates_x, bias, reverse, reduce_range, cell):
+    """The layer in float64 with the weights as stored and, for int8, the state quantized per step
+    like dynamic Linear (classic dynamic RNN semantics)."""
+    batch, steps, w = case_info["batch"], case_info["steps"], case_info["w"]
+    h, c = case_info["h0"].double(), case_info["c0"].double()
+    out = torch.empty(steps * batch, h.shape[1], dtype=torch.float64)
+    for t in (reversed(range(steps)) if reverse else range(steps)):
+        hr = h
+        if case_info["int8"]:
+            scale, zp = torch._choose_qparams_per_tensor(h.float(), reduce_range)
+            hr = (torch.clamp(torch.round(h / scale) + zp, 0, 255) - zp) * scale
+        hh = hr @ w.T + (0 if bias is None else bias.double())
+        h, c = cell(gates_x[t * batch:(t + 1) * batch].double(), hh, h, c)
+        out[t * batch:(t + 1) * batch] = h
+    return out, h, c
+
+
+def lstm_cell(gx, hh, h, c):
+    i, f, g, o = (gx + hh).chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def gru_cell(gx, hh, h, c):
+    xr, xz, xn = gx.chunk(3, 1)
+    hr, hz, hn = hh.chunk(3, 1)
+    r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+    n = torch.tanh(xn + r * hn)
+    return (1 - z) * n + z * h, c
+
+
+def close(got, want, atol):
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if got.numel():
+        diff = (got.double() - want).abs().max().item()
+        assert diff <= atol, f"differs from the float reference by {diff}"
+
+
+def draw_lstm_layer(draw) -> Case:
+    gates_x, h0, c0, weight, bias, info = draw_recurrent(draw, 4)
+    return Case((gates_x, h0, c0, weight, bias, [], None, draw(st.booleans()), draw(st.booleans())), info)
+
+
+def check_lstm_layer(case, out):
+    gates_x, _, _, _, bias, _, _, reverse, reduce_range = case.args
+    want = recurrent_reference(case.info, gates_x, bias, reverse, reduce_range, lstm_cell)
+    # One quantization step of the state moves a gate by scale * |w|: far below 1e-2 here.
+    for got, w in zip(out, want):
+        close(got, w, 1e-2)
+
+
+def draw_gru_layer(draw) -> Case:
+    gates_x, h0, _, weight, bias, info = draw_recurrent(draw, 3)
+    return Case((gates_x, h0, weight, bias, None, draw(st.booleans()), draw(st.booleans())), info)
+
+
+def check_gru_layer(case, out):
+    gates_x, _, _, bias, _, reverse, reduce_range = case.args
+    want = recurrent_reference(case.info, gates_x, bias, reverse, reduce_range, gru_cell)
+    for got, w in zip(out, want[:2]):
+        close(got, w, 1e-2)
+
+
 # ---------- the ISA switch (state, no arithmetic) ----------
 
 def draw_nothing(draw) -> Case:
@@ -617,6 +701,8 @@ SPECS: List[OpSpec] = [
     OpSpec("adaptive_avg_pool2d", draw_adaptive_avg_pool2d, check_adaptive_avg_pool2d),
     OpSpec("upsample_nearest2d", lambda draw: draw_resize(draw, bilinear=False), check_upsample_nearest2d),
     OpSpec("upsample_bilinear2d", lambda draw: draw_resize(draw, bilinear=True), check_upsample_bilinear2d),
+    OpSpec("lstm_layer_dynamic", draw_lstm_layer, check_lstm_layer),
+    OpSpec("gru_layer_dynamic", draw_gru_layer, check_gru_layer),
     OpSpec("kernel_isa", draw_nothing, stateful=True),
     OpSpec("supported_isas", draw_nothing, stateful=True),
     OpSpec("set_kernel_isa", draw_set_kernel_isa, stateful=True),

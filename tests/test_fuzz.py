@@ -276,7 +276,64 @@ def _fp16_linear():
     return m
 
 
+def same_params_module(make_module, input_shape=(2, 5, 6, 7)):
+    def make():
+        m = make_module()
+        m.set_input_qparams(0.05, 128)
+        if not isinstance(m, (nnq.ReLU, nnq.ReLU6, nnq.MaxPool2d, nnq.AvgPool2d, nnq.AdaptiveAvgPool2d)):
+            m.scale, m.zero_point = 0.07, 90
+        return m, torch.randint(0, 256, input_shape, dtype=torch.uint8)
+    return make
+
+
+class QFunctionalCall(nn.Module):
+    """A QFunctional method called the way a converted forward calls it (the module fuzz mutates the
+    QFunctional's constants through this wrapper's attributes)."""
+
+    def __init__(self, method):
+        super().__init__()
+        self.qf = nnq.QFunctional()
+        self.qf.set_input_qparams(0.05, 128)
+        self.qf.scale, self.qf.zero_point = 0.08, 100
+        self.method = method
+
+    def forward(self, x):
+        if self.method == "cat":
+            return self.qf.cat([x, x], dim=1)
+        if self.method in ("add_scalar", "mul_scalar"):
+            return getattr(self.qf, self.method)(x, -1.5)
+        return getattr(self.qf, self.method)(x, x)
+
+    def __getattr__(self, name):
+        if name in MODULE_CONSTANTS:
+            return getattr(self._modules["qf"], name)
+        return super().__getattr__(name)
+
+    def __setattr__(self, name, value):
+        if name in MODULE_CONSTANTS:
+            setattr(self.qf, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+def qfunctional(method):
+    return lambda: (QFunctionalCall(method), torch.randint(0, 256, (2, 5, 3, 4), dtype=torch.uint8))
+
+
+def quantize_module():
+    return nnq.Quantize(0.05, 100), torch.randn(3, 8)
+
+
 MODULES = {
+    "nnq.ReLU": same_params_module(nnq.ReLU),
+    "nnq.ReLU6": same_params_module(nnq.ReLU6),
+    "nnq.Hardswish": same_params_module(nnq.Hardswish),
+    "nnq.MaxPool2d": same_params_module(lambda: nnq.MaxPool2d(3, 2, 1)),
+    "nnq.AvgPool2d": same_params_module(lambda: nnq.AvgPool2d(3, 2, 1)),
+    "nnq.AdaptiveAvgPool2d": same_params_module(lambda: nnq.AdaptiveAvgPool2d((2, 3))),
+    "nnq.Quantize": quantize_module,
+    "nnq.DeQuantize": same_params_module(nnq.DeQuantize),
+    **{f"nnq.QFunctional.{m}": qfunctional(m) for m in ["add", "mul", "add_relu", "cat", "add_scalar", "mul_scalar"]},
     "nnq.Linear": linear_module(nnq.Linear),
     "nniq.LinearReLU": linear_module(nniq.LinearReLU),
     "nnqd.Linear": dynamic_linear(torch.qint8),

@@ -112,8 +112,8 @@ big_tensors = pytest.mark.skipif(not os.environ.get("QTORCH_BIG_TENSORS"),
 
 
 def check_tail(got, want_fn, what):
-    """Compares the last 4096 elements (past 2^31) and a sample before, against a per-element definition."""
-    for start in (0, 2 ** 31 - 2048, got.numel() - 4096):
+    """Compares the first, middle and last 4096 elements (past 2^31) with a per-element definition."""
+    for start in (0, 2 ** 30, got.numel() - 4096):  # the last window straddles 2^31
         idx = torch.arange(start, start + 4096)
         assert torch.equal(got[idx], want_fn(idx)), f"{what}: wrong at offsets from {start}"
 
@@ -126,11 +126,12 @@ def test_quantize_dequantize_past_2_31_elements(threads):
     torch.set_num_threads(threads)  # one thread: one kernel call spans all 2^31+ elements
     try:
         pattern = lambda idx: ((idx % 251) - 125).float() * 0.5  # noqa: E731
+        # A period of 251 (prime): an offset wrapped at 2^31 or 2^32 reads a different value.
         x = torch.empty(BIG, dtype=torch.float32)
-        chunk = 1 << 26
-        for start in range(0, BIG, chunk):
-            stop = min(BIG, start + chunk)
-            x[start:stop] = pattern(torch.arange(start, stop))
+        period_chunk = pattern(torch.arange(251 << 18))
+        for start in range(0, BIG, period_chunk.numel()):
+            stop = min(BIG, start + period_chunk.numel())
+            x[start:stop] = period_chunk[: stop - start]
         q = ops.quantize_per_tensor(x, 0.5, 128, torch.uint8)
         del x
         check_tail(q, lambda idx: ((idx % 251) - 125 + 128).to(torch.uint8), "quantize_per_tensor")
