@@ -12,7 +12,7 @@ ARM_SYSROOT := /usr/aarch64-linux-gnu
 QEMU := qemu-aarch64 -L $(ARM_SYSROOT)
 
 .PHONY: demo test build test-python test-cpp test-arm arm-toolchain cpp-example test-cpp-example bench bench-quick clean \
-	test-sanitize fuzz test-slow
+	test-sanitize test-sanitize-kernels test-sanitize-python fuzz test-slow
 
 demo: build
 	$(PY) -m examples.demo
@@ -79,10 +79,14 @@ SANITIZE_TESTS := tests/test_quantize.py tests/test_properties.py tests/test_fuz
 SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so)
 
-test-sanitize: $(STAMP)
+test-sanitize: test-sanitize-kernels test-sanitize-python
+
+test-sanitize-kernels:
 	cmake -S . -B $(BUILD)/kernels-sanitize -G Ninja -DQTORCH_SANITIZE=$(SANITIZE) > /dev/null
 	ninja -C $(BUILD)/kernels-sanitize
 	$(SANITIZE_ENV) $(BUILD)/kernels-sanitize/kernel_tests
+
+test-sanitize-python: $(STAMP)
 	QTORCH_SANITIZE=$(SANITIZE) $(PY) setup.py -q build_ext --build-lib $(BUILD)/sanitize/lib \
 	  --build-temp $(BUILD)/sanitize/temp
 	$(SANITIZE_ENV) QTORCH_LIBRARY=$$(ls $(BUILD)/sanitize/lib/qtorch/_C*.so) \
