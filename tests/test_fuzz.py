@@ -116,9 +116,11 @@ def mutate_value(draw, type_name, value):
         if not value:
             return [torch.zeros(1, dtype=torch.uint8)], "value"
         i = draw(st.integers(0, len(value) - 1))
-        mutated, _ = mutate_tensor(draw, value[i])
-        options = [[], value + value[:1], value[:i] + [mutated] + value[i + 1:]]
-        return draw(st.sampled_from(options)), "value"
+        mutated, kind = mutate_tensor(draw, value[i])
+        choice = draw(st.integers(0, 2))
+        if choice == 2:
+            return value[:i] + [mutated] + value[i + 1:], "meta" if kind == "meta" else "value"
+        return [[], value + value[:1]][choice], "value"
     if type_name == "str":
         return draw(st.sampled_from(["", "bogus", "SCALAR", "scalar ", "amx", "neon", "x" * 1000])), "value"
     return value, "same"
