@@ -107,7 +107,7 @@ def _native_static(model: nn.Module, batches) -> nn.Module:
     return ao.convert(m, inplace=True)
 
 
-def _convnet_cases(name: str, model: nn.Module, batch: int, quick: bool) -> Case:
+def _convnet_cases(name: str, model: nn.Module, batch: int, quick: bool, script: bool = False) -> Case:
     x = torch.randn(batch, 3, 224, 224)
     batches = _calibration_batches(x.shape)
     ours = _qtorch_static(model, batches)
@@ -119,8 +119,11 @@ def _convnet_cases(name: str, model: nn.Module, batch: int, quick: bool) -> Case
         return lambda: converted(channels_last)
 
     natives = native_contenders(native)
+    # script: qtorch's model under TorchScript too ("qtorch-script"), what a deployment runs.
+    scripted = [Contender("qtorch-script", lambda s=torch.jit.script(ours): s(x))] if script else []
     return Case("models", f"{name} batch {batch} 224x224", [
         Contender("qtorch", lambda: ours(x)),
+        *scripted,
         *natives,
         Contender("float32", lambda: model(channels_last)),
     ], quick=quick)
@@ -147,7 +150,8 @@ def _transformer_case(quick: bool) -> Case:
 def cases(quick: bool) -> List[Case]:
     torch.manual_seed(0)
     resnet, mobilenet = ResNet18().eval(), MobileNetV2().eval()
-    out = [_convnet_cases("ResNet-18", resnet, 1, True), _convnet_cases("MobileNetV2", mobilenet, 1, True)]
+    out = [_convnet_cases("ResNet-18", resnet, 1, True, script=not quick),
+           _convnet_cases("MobileNetV2", mobilenet, 1, True, script=not quick)]
     if not quick:
         out += [_convnet_cases("ResNet-18", resnet, 8, False), _convnet_cases("MobileNetV2", mobilenet, 8, False),
                 _transformer_case(False)]
