@@ -2,7 +2,6 @@
 // dequantized float for float edges), dynamic linear (float -> float with
 // activations quantized per call) over the GEMM kernels of csrc/kernels/gemm.
 #include <ATen/Parallel.h>
-#include <c10/util/ParallelGuard.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -263,15 +262,18 @@ at::Tensor linear_dynamic(const at::Tensor& input, const at::Tensor& packed, con
   if (input.numel() == 0) return out;  // in_features > 0, so M == 0: nothing to compute
   const at::Tensor x = input.contiguous();
   // Activations are small next to the GEMM: below kSerialElements their range
-  // and quantization run on the calling thread (ParallelGuard makes torch's
-  // reduction serial), so a call costs one fork/join, the GEMM's.
+  // and quantization run on the calling thread, so a call costs one fork/join,
+  // the GEMM's.
   constexpr int64_t kSerialElements = 1 << 18;
-  std::tuple<at::Tensor, at::Tensor> minmax;
-  {
-    c10::ParallelGuard serial(c10::ParallelGuard::is_enabled() || x.numel() <= kSerialElements);
-    minmax = at::aminmax(x);
+  const kernels::GemmUkernels& uk = kernels::gemm_ukernels();
+  float min, max;
+  if (x.numel() <= kSerialElements) {
+    uk.float_range(x.numel(), x.const_data_ptr<float>(), &min, &max);
+  } else {
+    const auto minmax = at::aminmax(x);
+    min = std::get<0>(minmax).item<float>();
+    max = std::get<1>(minmax).item<float>();
   }
-  const float min = std::get<0>(minmax).item<float>(), max = std::get<1>(minmax).item<float>();
   TORCH_CHECK_VALUE(std::isfinite(min) && std::isfinite(max),
                     "input must be finite: dynamic quantization takes its range from the input, got min ", min,
                     " and max ", max);

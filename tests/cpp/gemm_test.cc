@@ -1,6 +1,7 @@
 // The quantized GEMM: packing, the scalar reference against its defining
 // formula (exact int64 sums, double-precision requantization), and every ISA
 // against the scalar reference for every output pipeline.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -326,4 +327,25 @@ TEST(gemm_amx_matches_scalar) {
         }
       }
 #endif
+}
+
+TEST(gemm_float_range) {
+  for (size_t n : {1, 3, 7, 8, 15, 16, 17, 33, 100, 1001}) {
+    for (int nan_at : {-1, 0, int(n) / 2, int(n) - 1}) {
+      std::vector<float> x(n);
+      for (float& v : x) v = uniform_float(-50.f, 50.f);
+      if (nan_at >= 0) x[nan_at] = std::numeric_limits<float>::quiet_NaN();
+      const float want_min = *std::min_element(x.begin(), x.end()), want_max = *std::max_element(x.begin(), x.end());
+      for (Isa isa : supported_isas()) {
+        float lo = 0, hi = 0;
+        gemm_ukernels(isa).float_range(n, x.data(), &lo, &hi);
+        if (nan_at >= 0) {
+          CHECK(std::isnan(lo) && std::isnan(hi));
+        } else {
+          CHECK_EQ(lo, want_min);
+          CHECK_EQ(hi, want_max);
+        }
+      }
+    }
+  }
 }

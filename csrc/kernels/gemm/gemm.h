@@ -124,9 +124,14 @@ inline size_t packed_b_f16_size(size_t n, size_t k) { return (n + kGemmBlockN - 
 void pack_b_f16(size_t n, size_t k, const uint16_t* b, size_t ldb, uint16_t* packed);
 void unpack_b_f16(size_t n, size_t k, const uint16_t* packed, uint16_t* b, size_t ldb);
 
+// The range of dynamic Linear's float input, from which its quantization
+// parameters come: *min, *max over x[0..n) (n >= 1); both NaN if any x is NaN.
+using FloatRangeFn = void (*)(size_t n, const float* x, float* min, float* max);
+
 struct GemmUkernels {
   GemmFn gemm_u8s8;
   GemmF16Fn gemm_f32f16;
+  FloatRangeFn float_range;
 };
 
 // The table for one ISA (which must be compiled into this build). amx maps to

@@ -274,9 +274,32 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+void float_range(size_t n, const float* x, float* min, float* max) {
+  __m256 vmin = _mm256_set1_ps(x[0]), vmax = vmin, unordered = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    vmin = _mm256_min_ps(v, vmin);  // v < vmin ? v : vmin, as the scalar step
+    vmax = _mm256_max_ps(v, vmax);
+    unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  alignas(32) float lo[8], hi[8];
+  _mm256_store_ps(lo, vmin);
+  _mm256_store_ps(hi, vmax);
+  bool nan = _mm256_movemask_ps(unordered) != 0;
+  *min = lo[0];
+  *max = hi[0];
+  for (int j = 1; j < 8; ++j) {
+    float_range_step(lo[j], min, max, &nan);
+    float_range_step(hi[j], min, max, &nan);
+  }
+  for (; i < n; ++i) float_range_step(x[i], min, max, &nan);
+  float_range_finish(nan, min, max);
+}
+
 }  // namespace
 
-const GemmUkernels kGemmAvx2 = {gemm_u8s8, gemm_f32f16};
+const GemmUkernels kGemmAvx2 = {gemm_u8s8, gemm_f32f16, float_range};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -205,9 +205,33 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+void float_range(size_t n, const float* x, float* min, float* max) {
+  __m512 vmin = _mm512_set1_ps(x[0]), vmax = vmin;
+  __mmask16 unordered = 0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    vmin = _mm512_min_ps(v, vmin);  // v < vmin ? v : vmin, as the scalar step
+    vmax = _mm512_max_ps(v, vmax);
+    unordered |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  }
+  alignas(64) float lo[16], hi[16];
+  _mm512_store_ps(lo, vmin);
+  _mm512_store_ps(hi, vmax);
+  bool nan = unordered != 0;
+  *min = lo[0];
+  *max = hi[0];
+  for (int j = 1; j < 16; ++j) {
+    float_range_step(lo[j], min, max, &nan);
+    float_range_step(hi[j], min, max, &nan);
+  }
+  for (; i < n; ++i) float_range_step(x[i], min, max, &nan);
+  float_range_finish(nan, min, max);
+}
+
 }  // namespace
 
-const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16};
+const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16, float_range};
 
 }  // namespace kernels
 }  // namespace qtorch

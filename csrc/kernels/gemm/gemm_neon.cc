@@ -293,9 +293,33 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+void float_range(size_t n, const float* x, float* min, float* max) {
+  float32x4_t vmin = vdupq_n_f32(x[0]), vmax = vmin;
+  uint32x4_t ordered = vdupq_n_u32(~0u);
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float32x4_t v = vld1q_f32(x + i);
+    vmin = vminq_f32(v, vmin);  // NaN lanes are caught by `ordered` below
+    vmax = vmaxq_f32(v, vmax);
+    ordered = vandq_u32(ordered, vceqq_f32(v, v));
+  }
+  float lo[4], hi[4];
+  vst1q_f32(lo, vmin);
+  vst1q_f32(hi, vmax);
+  bool nan = vminvq_u32(ordered) == 0;
+  *min = lo[0];
+  *max = hi[0];
+  for (int j = 1; j < 4; ++j) {
+    float_range_step(lo[j], min, max, &nan);
+    float_range_step(hi[j], min, max, &nan);
+  }
+  for (; i < n; ++i) float_range_step(x[i], min, max, &nan);
+  float_range_finish(nan, min, max);
+}
+
 }  // namespace
 
-const GemmUkernels kGemmNeon = {gemm_u8s8, gemm_f32f16};
+const GemmUkernels kGemmNeon = {gemm_u8s8, gemm_f32f16, float_range};
 
 }  // namespace kernels
 }  // namespace qtorch

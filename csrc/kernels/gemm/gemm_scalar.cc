@@ -43,9 +43,16 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+void float_range(size_t n, const float* x, float* min, float* max) {
+  bool nan = false;
+  *min = *max = x[0];
+  for (size_t i = 0; i < n; ++i) float_range_step(x[i], min, max, &nan);
+  float_range_finish(nan, min, max);
+}
+
 }  // namespace
 
-const GemmUkernels kGemmScalar = {gemm_u8s8, gemm_f32f16};
+const GemmUkernels kGemmScalar = {gemm_u8s8, gemm_f32f16, float_range};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "gemm/gemm.h"
 
@@ -115,6 +116,17 @@ inline float half_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, sizeof(f));
   return f;
+}
+
+// One step of float_range; NaN is tracked apart (comparisons ignore it).
+inline void float_range_step(float v, float* min, float* max, bool* nan) {
+  *min = v < *min ? v : *min;
+  *max = v > *max ? v : *max;
+  *nan = *nan || v != v;
+}
+
+inline void float_range_finish(bool nan, float* min, float* max) {
+  if (nan) *min = *max = std::numeric_limits<float>::quiet_NaN();
 }
 
 inline float gemm_f16_finish(float acc, const float* bias, size_t n, bool relu) {
