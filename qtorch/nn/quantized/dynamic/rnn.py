@@ -199,9 +199,8 @@ class RNNBase(torch.nn.Module):
             s += ", bidirectional=True"
         return s + f", dtype={self.dtype}"
 
+    # Shapes are checked here; dtypes by the ops (their messages read the same eagerly and scripted).
     def _check_input(self, x: Tensor, batch_sizes: Optional[Tensor]) -> None:
-        if x.dtype != torch.float32:
-            raise TypeError(f"{self.mode}: input must be a torch.float32 tensor, got {x.dtype}")
         expected_dim = 2 if batch_sizes is not None else 3
         if x.dim() != expected_dim:
             raise ValueError(f"{self.mode}: input must have {expected_dim} dimensions, got {x.dim()}")
@@ -210,8 +209,6 @@ class RNNBase(torch.nn.Module):
                              f"Expected {self.input_size}, got {x.size(-1)}")
 
     def _check_hidden(self, hx: Tensor, expected: List[int], name: str) -> None:
-        if hx.dtype != torch.float32:
-            raise TypeError(f"{self.mode}: {name} must be a torch.float32 tensor, got {hx.dtype}")
         if list(hx.shape) != expected:
             raise ValueError(f"{self.mode}: expected {name} size {expected}, got {list(hx.shape)}")
 
@@ -435,8 +432,6 @@ class RNNCellBase(torch.nn.Module):
 
     def _check(self, input: Tensor, hx: Optional[Tensor], name: str) -> Tuple[Tensor, bool]:
         name_of_cell = self.cell_name
-        if input.dtype != torch.float32:
-            raise TypeError(f"{name_of_cell}: input must be a torch.float32 tensor, got {input.dtype}")
         if input.dim() not in (1, 2):
             raise ValueError(f"{name_of_cell}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if input.size(-1) != self.input_size:
@@ -445,8 +440,6 @@ class RNNCellBase(torch.nn.Module):
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
         if hx is not None:
-            if hx.dtype != torch.float32:
-                raise TypeError(f"{name_of_cell}: {name} must be a torch.float32 tensor, got {hx.dtype}")
             shape = [x.size(0), self.hidden_size] if batched else [self.hidden_size]
             if list(hx.shape) != shape:
                 raise ValueError(f"{name_of_cell}: expected {name} of shape {shape}, got {list(hx.shape)}")
