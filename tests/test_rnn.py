@@ -295,15 +295,36 @@ def test_from_float_without_qconfig_uses_default_dynamic():
         nnqd.GRUCell.from_float(torch.nn.LSTMCell(12, 10))
 
 
-def test_quantize_dynamic_workflow():
-    quantize_dynamic = getattr(qtorch.quantization, "quantize_dynamic", None)
-    if quantize_dynamic is None:
-        pytest.skip("qtorch.quantization.quantize_dynamic is not available yet")
-    model = torch.nn.Sequential()
-    model.add_module("lstm", torch.nn.LSTM(12, 10))
-    model = model.eval()
-    q = quantize_dynamic(model, {torch.nn.LSTM, torch.nn.GRU, torch.nn.Linear})
-    assert isinstance(q.lstm, nnqd.LSTM)
+class _Recurrent(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(12, 10, batch_first=True)
+        self.gru = torch.nn.GRU(10, 8)
+        self.cell = torch.nn.GRUCell(8, 6)
+        self.head = torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        y, _ = self.gru(y)
+        return self.head(self.cell(y[:, -1]))
+
+
+@pytest.mark.parametrize("dtype", [torch.qint8, torch.float16])
+def test_quantize_dynamic_workflow(dtype):
+    from qtorch.quantization import quantize_dynamic
+
+    model = _Recurrent().eval()
+    x = torch.randn(2, 5, 12)
+    with torch.no_grad():
+        want = model(x)
+    for spec in (None, {torch.nn.LSTM, torch.nn.GRU, torch.nn.GRUCell, torch.nn.Linear}):
+        q = quantize_dynamic(model, spec, dtype=dtype)
+        assert isinstance(q.lstm, nnqd.LSTM) and isinstance(q.gru, nnqd.GRU)
+        assert isinstance(q.cell, nnqd.GRUCell) and isinstance(q.head, nnqd.Linear)
+        assert q.lstm.dtype == (torch.float16 if dtype == torch.float16 else torch.qint8)
+        y = q(x)
+        assert rel_err(y, want) <= 2 * FLOAT_BOUND[dtype]
+        assert torch.equal(torch.jit.script(q)(x), y)
 
 
 # ---------- bad input ----------

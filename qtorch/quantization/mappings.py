@@ -102,6 +102,10 @@ def get_default_dynamic_quant_module_mappings() -> Dict[type, type]:
     table = [
         ([nn.Linear, _optional("torch.nn.modules.linear", "NonDynamicallyQuantizableLinear")], (nnqd, "Linear")),
         ([nn.LSTM], (nnqd, "LSTM")),
+        ([nn.GRU], (nnqd, "GRU")),
+        ([nn.LSTMCell], (nnqd, "LSTMCell")),
+        ([nn.GRUCell], (nnqd, "GRUCell")),
+        ([nn.RNNCell], (nnqd, "RNNCell")),
     ]
     return _resolve(table)
 

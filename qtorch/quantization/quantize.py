@@ -701,7 +701,7 @@ def quantize_dynamic(model: nn.Module, qconfig_spec: Any = None, dtype: Any = to
                      mapping: Optional[Dict[type, type]] = None, inplace: bool = False) -> nn.Module:
     """Dynamic quantization: weights quantized ahead (int8 or float16), activations at run time.
 
-    ``qconfig_spec``: None (every nn.Linear and nn.LSTM), a set of module types or names, or a dict
+    ``qconfig_spec``: None (every nn.Linear, nn.LSTM, nn.GRU and RNN cell, as the classic API), a set of module types or names, or a dict
     {type or name: qconfig}. ``dtype``: torch.qint8/torch.int8 or torch.float16.
     """
     dtype = _obs.normalize_dtype(dtype)
@@ -709,7 +709,7 @@ def quantize_dynamic(model: nn.Module, qconfig_spec: Any = None, dtype: Any = to
         raise ValueError(f"quantize_dynamic: dtype must be torch.qint8 (int8) or torch.float16, got {dtype}")
     default = default_dynamic_qconfig if dtype == torch.int8 else float16_dynamic_qconfig
     if qconfig_spec is None:
-        qconfig_spec = {nn.Linear: default, nn.LSTM: default}
+        qconfig_spec = {cls: default for cls in (nn.Linear, nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell)}
     elif isinstance(qconfig_spec, set):
         qconfig_spec = {key: default for key in qconfig_spec}
     elif not isinstance(qconfig_spec, dict):

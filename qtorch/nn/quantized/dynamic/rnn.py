@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
+from qtorch._dtypes import _TORCH_QUANTIZED
 from qtorch._ops import ops
 from qtorch.nn.quantized.dynamic.linear import Linear, _default_dynamic_weight_observer
 from qtorch.nn.quantized.linear import _quantize_weight
@@ -60,6 +61,14 @@ class _RecurrentWeight(Linear):
         self.set_weight_bias((torch.cat(data), torch.cat(scales), torch.cat(zero_points)), bias)
 
 
+def _weight_dtype(dtype: Any, what: str) -> Any:
+    """torch.int8 (given as torch.qint8, qtorch.qint8 or torch.int8) or torch.float16; ValueError otherwise."""
+    dtype = _TORCH_QUANTIZED.get(dtype, dtype)
+    if dtype not in (torch.int8, torch.float16):
+        raise ValueError(f"{what} supports dtype torch.qint8 (torch.int8) or torch.float16, got {dtype}")
+    return dtype
+
+
 def _weight_observer_factory(mod: Any) -> Tuple[Any, Any]:
     """(observer factory, dtype) from ``mod.qconfig`` (the default dynamic qconfig without one)."""
     qconfig = getattr(mod, "qconfig", None)
@@ -67,10 +76,7 @@ def _weight_observer_factory(mod: Any) -> Tuple[Any, Any]:
         factory = qconfig.weight
     else:
         factory = _default_dynamic_weight_observer
-    dtype = factory().dtype
-    if dtype not in (torch.qint8, torch.float16):
-        raise ValueError(f"the weight observer's dtype must be torch.qint8 or torch.float16, got {dtype}")
-    return factory, dtype
+    return factory, _weight_dtype(factory().dtype, "the weight observer")
 
 
 class _Direction(torch.nn.Module):
@@ -155,8 +161,7 @@ class RNNBase(torch.nn.Module):
         super().__init__()
         if mode not in ("LSTM", "GRU"):
             raise ValueError(f"mode must be 'LSTM' or 'GRU', got {mode!r}")
-        if dtype not in (torch.qint8, torch.float16):
-            raise ValueError(f"dynamic {mode} supports dtype torch.qint8 or torch.float16, got {dtype}")
+        dtype = _weight_dtype(dtype, f"dynamic {mode}")
         if input_size <= 0 or hidden_size <= 0 or num_layers <= 0:
             raise ValueError("input_size, hidden_size and num_layers must be positive, got "
                              f"{input_size}, {hidden_size}, {num_layers}")
@@ -404,8 +409,7 @@ class RNNCellBase(torch.nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, gates: int, dtype: Any) -> None:
         super().__init__()
-        if dtype not in (torch.qint8, torch.float16):
-            raise ValueError(f"dynamic {type(self).__name__} supports dtype torch.qint8 or torch.float16, got {dtype}")
+        dtype = _weight_dtype(dtype, f"dynamic {type(self).__name__}")
         if input_size <= 0 or hidden_size <= 0:
             raise ValueError(f"input_size and hidden_size must be positive, got {input_size}, {hidden_size}")
         self.input_size = int(input_size)
