@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <cstring>
 #include <tuple>
 #include <vector>
@@ -69,6 +70,9 @@ class RecurrentGemm {
     const int64_t count = rows * k_;
     float lo, hi;
     kernels::rnn_ukernels().minmax(count, x, &lo, &hi);
+    TORCH_CHECK_VALUE(std::isfinite(lo) && std::isfinite(hi),
+                      "h0 must be finite: dynamic quantization takes its range from the hidden state, got min ", lo,
+                      " and max ", hi);
     const DynamicParams q = choose_dynamic_params(lo, hi, reduce_range_);
     uint8_t* xq = quantized_.data_ptr<uint8_t>();
     kernels::quantize_ukernels().quantize_u8(count, x, xq, 1.0f / q.scale, q.zero_point);
@@ -233,13 +237,14 @@ std::tuple<at::Tensor, at::Tensor> gru_layer_dynamic(const at::Tensor& gates_x_i
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lstm_layer_dynamic_meta(
     const at::Tensor& gates_x, const at::Tensor& h0, const at::Tensor& c0, at::TensorList,
     const c10::optional<at::Tensor>&, at::TensorList, const c10::optional<at::Tensor>&, bool, bool) {
-  return {at::empty({gates_x.size(0), h0.size(1)}, h0.options()), at::empty_like(h0), at::empty_like(c0)};
+  return {at::empty({gates_x.size(0), h0.size(1)}, meta_options(h0)), at::empty(h0.sizes(), meta_options(h0)),
+          at::empty(c0.sizes(), meta_options(c0))};
 }
 
 std::tuple<at::Tensor, at::Tensor> gru_layer_dynamic_meta(const at::Tensor& gates_x, const at::Tensor& h0,
                                                           at::TensorList, const c10::optional<at::Tensor>&,
                                                           const c10::optional<at::Tensor>&, bool, bool) {
-  return {at::empty({gates_x.size(0), h0.size(1)}, h0.options()), at::empty_like(h0)};
+  return {at::empty({gates_x.size(0), h0.size(1)}, meta_options(h0)), at::empty(h0.sizes(), meta_options(h0))};
 }
 
 }  // namespace
