@@ -16,7 +16,7 @@ import qtorch.nn.quantized as nnq
 import qtorch.nn.quantized.dynamic as nnqd
 from qtorch.nn.intrinsic.quantized.linear_relu import LinearReLU
 from qtorch.nn.quantized.dynamic.transformer import swap_quantized_transformers_
-from qtorch.nn.quantized.linear import _quantize_weight
+from qtorch.nn.quantized._weights import quantize_weight
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -33,7 +33,7 @@ def _quantized_linear(cls, linear: nn.Linear, input_qparams: Tuple[float, int],
     observer = _weight_observer()
     observer(linear.weight)
     module = cls(linear.in_features, linear.out_features)
-    module.set_weight_bias(_quantize_weight(linear.weight, observer), linear.bias)
+    module.set_weight_bias(quantize_weight(linear.weight, observer), linear.bias)
     module.set_input_qparams(*input_qparams)
     module.scale, module.zero_point = output_qparams
     return module

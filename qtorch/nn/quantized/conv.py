@@ -8,7 +8,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from qtorch._ops import ops
 from qtorch.nn.quantized._module import QuantizedModule
-from qtorch.nn.quantized.linear import _quantize_weight, _weight_parts
+from qtorch.nn.quantized._weights import quantize_weight, weight_parts
 
 __all__ = ["Conv2d"]
 
@@ -162,7 +162,7 @@ class Conv2d(QuantizedModule):
     def set_weight_bias(self, w: Any, b: Optional[torch.Tensor]) -> None:
         """Sets the weight from a quantized int8 tensor (qtorch.QTensor or torch's; per tensor or per
         channel along axis 0) or a tuple (int8 data, scales, zero points), and the float bias."""
-        data, scales, zero_points = _weight_parts(w)
+        data, scales, zero_points = weight_parts(w)
         self._set_weight(data, scales, zero_points, b)
 
     @torch.jit.unused
@@ -240,7 +240,7 @@ class Conv2d(QuantizedModule):
                              "qtorch.quantization.prepare and calibrate before converting")
         if not use_precomputed_fake_quant:
             observer(weight.detach().float())
-        qweight, scales, zero_points = _quantize_weight(weight, observer)
+        qweight, scales, zero_points = quantize_weight(weight, observer)
         qmod = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
                    conv.groups, bias is not None, "zeros")
         qmod._set_weight(qweight, scales, zero_points, bias)

@@ -15,11 +15,11 @@ def linear(input: Any, weight: Any, bias: Optional[torch.Tensor] = None, scale: 
     call; use :class:`qtorch.nn.quantized.Linear` to pack once.
     """
     from qtorch._qtensor import QTensor
-    from qtorch.nn.quantized.linear import _weight_parts
+    from qtorch.nn.quantized._weights import weight_parts
 
     if not isinstance(input, QTensor) or input.int_repr().dtype != torch.uint8:
         raise TypeError(f"input must be a qtorch.QTensor holding uint8 values, got {type(input).__name__}")
-    data, scales, zero_points = _weight_parts(weight)
+    data, scales, zero_points = weight_parts(weight)
     scale = input.q_scale() if scale is None else scale
     zero_point = input.q_zero_point() if zero_point is None else zero_point
     packed, col_sums = ops.linear_prepack(data)
@@ -37,7 +37,7 @@ def conv2d(input: Any, weight: Any, bias: Optional[torch.Tensor], stride: Union[
     from qtorch._dtypes import storage_dtype
     from qtorch._qtensor import QTensor
     from qtorch.nn.quantized.conv import _pair
-    from qtorch.nn.quantized.linear import _weight_parts
+    from qtorch.nn.quantized._weights import weight_parts
 
     if padding_mode != "zeros":
         raise ValueError(f"quantized conv2d supports only padding_mode='zeros', got {padding_mode!r}")
@@ -45,7 +45,7 @@ def conv2d(input: Any, weight: Any, bias: Optional[torch.Tensor], stride: Union[
         raise TypeError(f"dtype must be qtorch.quint8 (torch.uint8), got {dtype}")
     if not isinstance(input, QTensor) or input.dtype != torch.uint8:
         raise TypeError(f"input must be a uint8 qtorch.QTensor, got {type(input).__name__}")
-    w, scales, zero_points = _weight_parts(weight)
+    w, scales, zero_points = weight_parts(weight)
     padding = _pair(padding, "padding")
     if min(padding) < 0:
         raise ValueError(f"padding must be non-negative, got {padding}")

@@ -13,45 +13,7 @@ import torch
 from qtorch._dtypes import _TORCH_QUANTIZED
 from qtorch._ops import ops
 from qtorch.nn.quantized._module import QuantizedModule
-
-_PER_CHANNEL_QSCHEMES = (torch.per_channel_affine, torch.per_channel_symmetric,
-                         torch.per_channel_affine_float_qparams)
-
-
-def _quantize_weight(weight: torch.Tensor, observer: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """int8 weight, scales and zero points from a weight observer that has seen ``weight``."""
-    if _TORCH_QUANTIZED.get(observer.dtype, observer.dtype) != torch.int8:
-        raise ValueError(f"weight observer must have dtype qtorch.qint8 (torch.int8), got {observer.dtype}")
-    scales, zero_points = observer.calculate_qparams()
-    scales = torch.as_tensor(scales, dtype=torch.float32).reshape(-1)
-    zero_points = torch.as_tensor(zero_points).to(torch.int32).reshape(-1)
-    weight = weight.detach().float()
-    if observer.qscheme in _PER_CHANNEL_QSCHEMES:
-        if getattr(observer, "ch_axis", 0) != 0:
-            raise ValueError(f"per-channel Linear weights must be quantized along axis 0, got {observer.ch_axis}")
-        q = ops.quantize_per_channel(weight, scales, zero_points, 0, torch.int8)
-    else:
-        q = ops.quantize_per_tensor(weight, float(scales[0]), int(zero_points[0]), torch.int8)
-    return q, scales, zero_points
-
-
-def _weight_parts(weight: Any) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """int8 data, scales and zero points of a quantized weight (a qtorch QTensor, or torch's own)."""
-    if isinstance(weight, tuple):
-        return weight
-    data = weight.int_repr()
-    if data.dtype != torch.int8:
-        raise TypeError(f"weight must hold int8 values (qint8), got {data.dtype}")
-    if weight.qscheme() in _PER_CHANNEL_QSCHEMES:
-        if weight.q_per_channel_axis() != 0:
-            raise ValueError(f"per-channel Linear weights must use axis 0, got {weight.q_per_channel_axis()}")
-        scales = weight.q_per_channel_scales().to(torch.float32)
-        zero_points = weight.q_per_channel_zero_points().to(torch.int32)
-    else:
-        scales = torch.tensor([float(weight.q_scale())], dtype=torch.float32)
-        zero_points = torch.tensor([int(weight.q_zero_point())], dtype=torch.int32)
-    return data, scales, zero_points
-
+from qtorch.nn.quantized._weights import quantize_weight, weight_parts
 
 class Linear(QuantizedModule):
     r"""A quantized linear layer: ``y = quantize(dequantize(x) @ dequantize(W).T + bias)``.
@@ -104,7 +66,7 @@ class Linear(QuantizedModule):
     # ----- weights -----
     def set_weight_bias(self, weight: Any, bias: Optional[torch.Tensor]) -> None:
         """Packs ``weight`` (a quantized qint8 tensor: qtorch.QTensor or torch's) and sets ``bias`` (float or None)."""
-        data, scales, zero_points = _weight_parts(weight)
+        data, scales, zero_points = weight_parts(weight)
         if data.dim() != 2 or data.shape[1] != self.in_features:
             raise ValueError(f"weight must have shape [out_features, {self.in_features}], got {list(data.shape)}")
         if bias is not None:
@@ -168,7 +130,7 @@ class Linear(QuantizedModule):
         linear, weight_observer, activation = cls._weight_and_activation_observers(mod)
         if not use_precomputed_fake_quant:
             weight_observer(linear.weight)
-        q, scales, zero_points = _quantize_weight(linear.weight, weight_observer)
+        q, scales, zero_points = quantize_weight(linear.weight, weight_observer)
         act_scale, act_zp = activation.calculate_qparams()
         qlinear = cls(linear.in_features, linear.out_features, linear.bias is not None)
         qlinear.set_weight_bias((q, scales, zero_points), linear.bias)

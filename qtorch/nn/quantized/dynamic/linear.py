@@ -13,7 +13,7 @@ import torch
 from qtorch._dtypes import _TORCH_QUANTIZED
 from qtorch._ops import ops
 from qtorch.nn.quantized.linear import Linear as _StaticLinear
-from qtorch.nn.quantized.linear import _quantize_weight
+from qtorch.nn.quantized._weights import quantize_weight
 
 
 def _default_dynamic_weight_observer() -> Any:
@@ -118,6 +118,6 @@ class Linear(_StaticLinear):
             qlinear.set_weight_bias(linear.weight.detach().float(), linear.bias)
         else:
             observer(linear.weight)
-            qlinear.set_weight_bias(_quantize_weight(linear.weight, observer), linear.bias)
+            qlinear.set_weight_bias(quantize_weight(linear.weight, observer), linear.bias)
         qlinear._relu = relu
         return qlinear

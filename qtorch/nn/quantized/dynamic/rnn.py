@@ -31,7 +31,7 @@ from torch.nn.utils.rnn import PackedSequence
 from qtorch._dtypes import _TORCH_QUANTIZED
 from qtorch._ops import ops
 from qtorch.nn.quantized.dynamic.linear import Linear, _default_dynamic_weight_observer
-from qtorch.nn.quantized.linear import _quantize_weight
+from qtorch.nn.quantized._weights import quantize_weight
 
 
 class _RecurrentWeight(Linear):
@@ -52,7 +52,7 @@ class _RecurrentWeight(Linear):
         for w in weights:
             observer = observer_factory()
             observer(w)
-            q, s, z = _quantize_weight(w, observer)
+            q, s, z = quantize_weight(w, observer)
             if len(weights) > 1 and s.numel() == 1:  # one scale per matrix becomes per-channel when stacked
                 s, z = s.expand(w.shape[0]), z.expand(w.shape[0])
             data.append(q)
