@@ -214,6 +214,36 @@ TEST(gemm_isas_match_scalar) {
   });
 }
 
+// The uint8 output of conv-like shapes (small K, N not a multiple of the
+// 64-column panel) and of output scales that push most results far outside
+// 0..255 on both sides (beyond the int16 range too): every ISA equals scalar,
+// whole and split over rows and 16-column blocks.
+TEST(gemm_uint8_panels_and_saturation_match_scalar) {
+  for (size_t n : {48, 80, 96, 144})
+    for (size_t k : {8, 16, 24, 29})
+      for (float spread : {1.f, 1e-3f, 1e-6f}) {
+        const int variant = uniform_int(0, 7);
+        Problem pr(uniform_int(7, 20), n, k, variant & 1, variant & 2, variant & 4);
+        pr.pipeline.c_scale *= spread;
+        for (bool relu : {false, true}) {
+          Problem q = pr;
+          q.pipeline.relu = relu;
+          const size_t ldc = n + 5;
+          const auto want = q.run<uint8_t>(kGemmScalar.gemm_u8s8, GemmOutput::kUint8, ldc);
+          for (Isa isa : qtorch::testing::vector_isas()) {
+            const GemmFn fn = gemm_ukernels(isa).gemm_u8s8;
+            CHECK(same_bits(q.run<uint8_t>(fn, GemmOutput::kUint8, ldc), want));
+            std::vector<uint8_t> c(q.m * ldc + 1, 77);
+            for (size_t i0 = 0; i0 < q.m; i0 += 5)
+              for (size_t n0 = 0; n0 < n; n0 += 32)
+                fn(std::min<size_t>(5, q.m - i0), n0, std::min(n, n0 + 32), q.a.data() + i0 * q.lda, q.lda,
+                   q.packed_b(), q.pipeline, c.data() + i0 * ldc, ldc);
+            CHECK(same_bits(c, want));
+          }
+        }
+      }
+}
+
 namespace {
 
 uint16_t float_to_half_bits(float f) {

@@ -42,15 +42,18 @@ inline int32_t load_tail(const uint8_t* p, size_t bytes) {
   return v;
 }
 
-// out[r][j] = sum over K of A row r x block j of the panel. The accumulators
-// are a flat local array with fully unrolled loops (GCC keeps them in
-// registers only then) and are copied out once.
+// out[r][j] = init[j] + sum over K of A row r x block j of the panel. The
+// accumulators are a flat local array with fully unrolled loops (GCC keeps them
+// in registers only then) and are copied out once. init holds the negated
+// zero-point offset of each block, so the epilogue need not subtract it.
 template <int MR, int NB>
 __attribute__((noinline)) void accumulate(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride,
-                       __m512i (&out)[kMaxRows][kMaxBlocks]) {
+                                          const __m512i (&init)[kMaxBlocks], __m512i (&out)[kMaxRows][kMaxBlocks]) {
   __m512i acc[MR * NB];
-#pragma GCC unroll 32
-  for (int i = 0; i < MR * NB; ++i) acc[i] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < NB; ++j) acc[r * NB + j] = init[j];
   const size_t full = k / kGemmGroupK;
   const int8_t* bp = b;
   for (size_t g = 0; g < full; ++g, bp += kGroupBytes) {
@@ -87,18 +90,90 @@ __attribute__((noinline)) void accumulate_tail(size_t k, const uint8_t* a, size_
   }
 }
 
+// The uint8 pipeline of a panel whose constants are all finite, a row of up to
+// 64 columns at a time. Then x * multiplier is never NaN, and
+//   clamp(round(v) + zp, lo, 255) == clamp(round(min(v, 255 - zp)) + zp, lo, 255)
+// because rounding (cvtps: half to even, like nearbyint) is monotone and
+// 255 - zp is an integer; below the range, cvtps's out-of-range value
+// (INT32_MIN), the int16 saturation of the packs and the uint8 saturation of
+// the last pack all end at the lower bound. So per 16 columns: convert, add
+// bias, multiply, min, convert; per row: two packs, the zero point added in
+// int16 (saturating), ReLU as an int16 max, a pack to bytes, one dword
+// permutation into column order and one store. Blocks that could produce NaN
+// (non-finite bias / ab, or a multiplier that overflowed) take store_block.
+struct PanelU8 {
+  __m512 hi;         // 255 - c_zp
+  __m512i zp16;      // c_zp in 32 int16 lanes
+  __m512i order;     // dword d of the packed row <- dword order[d]
+  __mmask64 columns; // columns of the panel that exist
+  bool row_sums;     // non-zero weight zero points: subtract b_zp * row_sum
+};
+
+inline PanelU8 panel_u8(const OutputPipeline& p, size_t columns, bool row_sums) {
+  PanelU8 e;
+  e.row_sums = row_sums;
+  e.hi = _mm512_set1_ps(float(255 - p.c_zero_point));
+  e.zp16 = _mm512_set1_epi16(int16_t(p.c_zero_point));
+  // After packs (within each 128-bit lane L), dword 4L + j holds columns
+  // 16j + 4L .. 16j + 4L + 3 of block j: a 4 x 4 transpose of dwords.
+  e.order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  e.columns = columns >= 64 ? ~__mmask64(0) : (__mmask64(1) << columns) - 1;
+  return e;
+}
+
+// The finite-panel test of PanelU8: every lane of every block.
+inline bool panel_finite(const BlockParams* bp, int nb) {
+  for (int j = 0; j < nb; ++j) {
+    const __m512 m = bp[j].multiplier, b = bp[j].bias_over_ab;
+    // v - v is 0 for finite v, NaN for infinities and NaN.
+    const __mmask16 ok = _mm512_cmp_ps_mask(_mm512_sub_ps(m, m), _mm512_setzero_ps(), _CMP_EQ_OQ) &
+                         _mm512_cmp_ps_mask(_mm512_sub_ps(b, b), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    if (ok != 0xffff) return false;
+  }
+  return true;
+}
+
+template <int NB>
+inline void store_row_u8(const __m512i* acc, int32_t row_sum, const BlockParams* bp, const OutputPipeline& p,
+                         const PanelU8& e, uint8_t* c) {
+  __m512i q[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+#pragma GCC unroll 4
+  for (int j = 0; j < NB; ++j) {
+    __m512i raw = acc[j];
+    if (e.row_sums) raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(bp[j].b_zp, _mm512_set1_epi32(row_sum)));
+    __m512 x = _mm512_cvtepi32_ps(raw);
+    if (p.bias) x = _mm512_add_ps(x, bp[j].bias_over_ab);
+    q[j] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(x, bp[j].multiplier), e.hi));
+  }
+  __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), e.zp16);
+  __m512i hi = NB > 2 ? _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), e.zp16) : _mm512_setzero_si512();
+  if (p.relu) {
+    lo = _mm512_max_epi16(lo, e.zp16);
+    hi = _mm512_max_epi16(hi, e.zp16);
+  }
+  const __m512i bytes = _mm512_permutexvar_epi32(e.order, _mm512_packus_epi16(lo, hi));
+  _mm512_mask_storeu_epi8(c, e.columns, bytes);
+}
+
 template <int MR, int NB>
-void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride, const int32_t* row_sums,
-          const BlockParams* bp, const OutputPipeline& p, void* c, size_t ldc, size_t n0) {
+void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride, const __m512i (&init)[kMaxBlocks],
+          const int32_t* row_sums, const BlockParams* bp, const PanelU8* fast, const OutputPipeline& p, void* c,
+          size_t ldc, size_t n0) {
   __m512i acc[kMaxRows][kMaxBlocks];
-  accumulate<MR, NB>(k, a, lda, b, block_stride, acc);
+  accumulate<MR, NB>(k, a, lda, b, block_stride, init, acc);
   if (k % kGemmGroupK) accumulate_tail<MR, NB>(k, a, lda, b, block_stride, acc);
+  if (fast) {
+    for (int r = 0; r < MR; ++r)
+      store_row_u8<NB>(acc[r], row_sums[r], bp, p, *fast, static_cast<uint8_t*>(c) + r * ldc + n0);
+    return;
+  }
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NB; ++j) store_block(acc[r][j], row_sums[r], bp[j], p, c, r * ldc + n0 + j * kGemmBlockN);
 }
 
-using TileFn = void (*)(size_t, const uint8_t*, size_t, const int8_t*, size_t, const int32_t*, const BlockParams*,
-                        const OutputPipeline&, void*, size_t, size_t);
+using TileFn = void (*)(size_t, const uint8_t*, size_t, const int8_t*, size_t, const __m512i (&)[kMaxBlocks],
+                        const int32_t*, const BlockParams*, const PanelU8*, const OutputPipeline&, void*, size_t,
+                        size_t);
 
 template <int NB>
 constexpr TileFn tile_for_rows(int rows) {
@@ -130,17 +205,24 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
     const int nb = int(std::min<size_t>(kMaxBlocks, blocks - jb));
     const size_t n0 = n_begin + jb * kGemmBlockN;
     BlockParams bp[kMaxBlocks];
+    __m512i init[kMaxBlocks];
     for (int j = 0; j < nb; ++j) {
       const size_t first = n0 + j * kGemmBlockN;
       bp[j] = block_params(out, b, first, std::min(kGemmBlockN, n_end - first));
+      // The accumulators start at -offset (see accumulate), so the stores see no offset.
+      init[j] = _mm512_sub_epi32(_mm512_setzero_si512(), bp[j].offset);
+      bp[j].offset = _mm512_setzero_si512();
     }
-    const int8_t* panel = b.data + (n0 / kGemmBlockN) * block_stride;
+    const size_t panel_columns = std::min<size_t>(kMaxBlocks * kGemmBlockN, n_end - n0);
+    const PanelU8 panel = panel_u8(out, panel_columns, need_row_sums);
+    const PanelU8* fast = out.output == GemmOutput::kUint8 && panel_finite(bp, nb) ? &panel : nullptr;
+    const int8_t* panel_b = b.data + (n0 / kGemmBlockN) * block_stride;
     for (size_t i = 0; i < m; i += kMaxRows) {
       const int mr = int(std::min<size_t>(kMaxRows, m - i));
       int32_t row_sums[kMaxRows] = {0, 0, 0, 0, 0, 0};
       if (need_row_sums)
         for (int r = 0; r < mr; ++r) row_sums[r] = gemm_row_sum(a + (i + r) * lda, k);
-      tile_fn(mr, nb)(k, a + i * lda, lda, panel, block_stride, row_sums, bp, out,
+      tile_fn(mr, nb)(k, a + i * lda, lda, panel_b, block_stride, init, row_sums, bp, fast, out,
                       static_cast<char*>(c) + i * ldc * gemm_output_bytes(out.output), ldc, n0);
     }
   }
