@@ -390,6 +390,12 @@ def check_conv2d_prepack(case, out):
     assert sums.dtype == torch.int32 and sums.shape == (weight.shape[0],)
 
 
+def draw_conv2d_unpack(draw) -> Case:
+    _, weight, _, wz, _, _, _, _, groups = draw_conv_problem(draw)
+    packed, _ = ops.conv2d_prepack(weight, wz, groups)
+    return Case((packed, list(weight.shape), groups), {"w": weight})
+
+
 # ---------- elementwise, cat, pooling, resizing ----------
 
 def draw_activation(draw, gen, min_dims=1, max_dims=4, shape=None):
@@ -704,6 +710,7 @@ SPECS: List[OpSpec] = [
     OpSpec("linear_unpack_fp16", draw_linear_unpack_fp16, check_unpack),
     OpSpec("linear_dynamic_fp16", draw_fp16_linear, check_fp16_linear),
     OpSpec("conv2d_prepack", draw_conv2d_prepack, check_conv2d_prepack),
+    OpSpec("conv2d_unpack", draw_conv2d_unpack, check_unpack),
     OpSpec("conv2d", draw_conv2d, conv2d_checker(relu=False)),
     OpSpec("conv2d_relu", draw_conv2d, conv2d_checker(relu=True)),
     OpSpec("add", draw_binary, binary_checker(torch.add, relu=False)),

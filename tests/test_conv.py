@@ -380,3 +380,54 @@ def test_module_channel_mismatch_names_the_channels():
         q(torch.zeros(1, 5, 6, 6, dtype=torch.uint8))
     with pytest.raises(ValueError, match="4-d"):
         q(torch.zeros(3, 6, 6, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("in_channels, out_channels, kernel, groups", [
+    (6, 10, 3, 1), (6, 9, 1, 3), (8, 8, 3, 8), (5, 10, 5, 5)])  # GEMM, grouped, depthwise, multiplier 2
+def test_module_holds_one_weight_copy(in_channels, out_channels, kernel, groups):
+    w, scales, zps = make_weight(out_channels, in_channels // groups, kernel, True, True)
+    q = nnq.Conv2d(in_channels, out_channels, kernel, padding=1, groups=groups)
+    q.set_weight_bias((w, scales, zps), torch.randn(out_channels))
+    # The weight comes back from the packed buffer, bit for bit, through weight() and the op.
+    assert torch.equal(q.weight().int_repr(), w)
+    assert torch.equal(ops.conv2d_unpack(q._packed_weight, list(w.shape), groups), w)
+    # No int8 weight beside the packed one: the buffers hold the packed weight (with its padding),
+    # one sum, scale and zero point per channel and the bias.
+    packed_bytes = q._packed_weight.numel()
+    buffer_bytes = sum(b.numel() * b.element_size() for b in q.buffers())
+    assert buffer_bytes == packed_bytes + out_channels * (4 + 4 + 4 + 4)
+    assert not any(b.dtype == torch.int8 and b.shape == w.shape for b in q.buffers())
+    # state_dict, scripting, deepcopy and saved files keep the one copy and the same results.
+    import copy
+    import io
+    assert "_weight_int8" not in q.state_dict()
+    q.set_input_qparams(0.05, 7)
+    x = torch.randint(0, 256, (1, in_channels, 6, 7), dtype=torch.uint8)
+    want = q(x)
+    q2 = nnq.Conv2d(in_channels, out_channels, kernel, padding=1, groups=groups)
+    q2.load_state_dict(q.state_dict())
+    assert torch.equal(q2.weight().int_repr(), w) and torch.equal(q2(x), want)
+    assert torch.equal(copy.deepcopy(q)(x), want)
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(q), buf)
+    buf.seek(0)
+    loaded = torch.jit.load(buf)
+    assert torch.equal(loaded(x), want)
+    assert not any(name.endswith("_weight_int8") for name, _ in loaded.named_buffers())
+    # A state_dict saved with the unpacked copy (earlier versions) still loads.
+    old = dict(q.state_dict(), _weight_int8=w)
+    q3 = nnq.Conv2d(in_channels, out_channels, kernel, padding=1, groups=groups)
+    q3.load_state_dict(old)
+    assert torch.equal(q3(x), want)
+
+
+def test_unpack_bad_input():
+    packed, _ = ops.conv2d_prepack(torch.zeros(4, 2, 3, 3, dtype=torch.int8), torch.zeros(1, dtype=torch.int32), 1)
+    with pytest.raises(ValueError, match="weight_shape"):
+        ops.conv2d_unpack(packed, [4, 2, 3], 1)
+    with pytest.raises(ValueError, match="packed_weight"):
+        ops.conv2d_unpack(packed, [4, 2, 5, 5], 1)
+    with pytest.raises(ValueError, match="groups"):
+        ops.conv2d_unpack(packed, [4, 2, 3, 3], 3)
+    with pytest.raises(TypeError, match="packed_weight"):
+        ops.conv2d_unpack(packed.to(torch.uint8), [4, 2, 3, 3], 1)

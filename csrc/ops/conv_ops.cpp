@@ -184,6 +184,53 @@ std::tuple<at::Tensor, at::Tensor> conv2d_prepack_meta(const at::Tensor& weight,
   return {at::empty({groups, int64_t(kernels::packed_b_size(n, k))}, meta.dtype(at::kChar)), sums};
 }
 
+// The int8 weight (out_channels, in_channels / groups, kernel_h, kernel_w) back
+// from conv2d_prepack's packed tensor: modules keep only the packed copy.
+void check_unpack_args(const at::Tensor& packed_weight, at::IntArrayRef weight_shape, int64_t groups) {
+  check_dtype(packed_weight, at::kChar, "packed_weight");
+  TORCH_CHECK_VALUE(weight_shape.size() == 4 && weight_shape[0] >= 1 && weight_shape[1] >= 1 &&
+                        weight_shape[2] >= 1 && weight_shape[3] >= 1,
+                    "weight_shape must be 4 positive sizes (out_channels, in_channels / groups, kernel_h, ",
+                    "kernel_w), got ", weight_shape);
+  TORCH_CHECK_VALUE(groups >= 1 && weight_shape[0] % groups == 0, "groups must be positive and divide out_channels (",
+                    weight_shape[0], "), got ", groups);
+}
+
+at::Tensor conv2d_unpack(const at::Tensor& packed_weight, at::IntArrayRef weight_shape, int64_t groups) {
+  check_unpack_args(packed_weight, weight_shape, groups);
+  const int64_t out_channels = weight_shape[0], per_group = weight_shape[1];
+  const int64_t taps = weight_shape[2] * weight_shape[3];
+  const at::Tensor packed = packed_weight.contiguous();
+  if (is_depthwise(per_group, groups)) {
+    const int64_t channels = groups, multiplier = out_channels / groups;
+    const int64_t set_size = int64_t(kernels::depthwise_packed_size(channels, taps));
+    TORCH_CHECK_VALUE(packed.dim() == 2 && packed.size(0) == multiplier && packed.size(1) == set_size,
+                      "packed_weight of shape ", packed.sizes(), " does not hold a depthwise weight of shape ",
+                      weight_shape, " (expected [", multiplier, ", ", set_size, "])");
+    at::Tensor w = at::empty({multiplier, channels, taps}, packed.options());
+    for (int64_t j = 0; j < multiplier; ++j) {
+      kernels::depthwise_unpack(channels, taps, packed[j].const_data_ptr<int8_t>(), w[j].data_ptr<int8_t>());
+    }
+    return w.transpose(0, 1).reshape(weight_shape).contiguous();
+  }
+  const int64_t n = out_channels / groups, k = taps * per_group;
+  const int64_t group_size = int64_t(kernels::packed_b_size(n, k));
+  TORCH_CHECK_VALUE(packed.dim() == 2 && packed.size(0) == groups && packed.size(1) == group_size,
+                    "packed_weight of shape ", packed.sizes(), " does not hold a weight of shape ", weight_shape,
+                    " in ", groups, " groups (expected [", groups, ", ", group_size, "])");
+  // B[n][k] with k ordered (kh, kw, c), as conv2d_prepack packed it.
+  at::Tensor b = at::empty({out_channels, weight_shape[2], weight_shape[3], per_group}, packed.options());
+  for (int64_t g = 0; g < groups; ++g) {
+    kernels::unpack_b(n, k, packed[g].const_data_ptr<int8_t>(), b.data_ptr<int8_t>() + g * n * k, k);
+  }
+  return b.permute({0, 3, 1, 2}).contiguous();
+}
+
+at::Tensor conv2d_unpack_meta(const at::Tensor& packed_weight, at::IntArrayRef weight_shape, int64_t groups) {
+  check_unpack_args(packed_weight, weight_shape, groups);
+  return at::empty(weight_shape, meta_options(packed_weight).dtype(at::kChar));
+}
+
 struct ConvArgs {
   float input_scale;
   int32_t input_zero_point;
@@ -421,18 +468,21 @@ at::Tensor conv2d_meta(const at::Tensor& input, double, int64_t, const at::Tenso
 
 TORCH_LIBRARY_FRAGMENT(qtorch, m) {
   m.def("conv2d_prepack(Tensor weight, Tensor weight_zero_points, int groups) -> (Tensor, Tensor)");
+  m.def("conv2d_unpack(Tensor packed_weight, int[] weight_shape, int groups) -> Tensor");
   m.def("conv2d" QTORCH_CONV_SCHEMA_ARGS);
   m.def("conv2d_relu" QTORCH_CONV_SCHEMA_ARGS);
 }
 
 TORCH_LIBRARY_IMPL(qtorch, CPU, m) {
   m.impl("conv2d_prepack", &conv2d_prepack);
+  m.impl("conv2d_unpack", &conv2d_unpack);
   m.impl("conv2d", &conv2d);
   m.impl("conv2d_relu", &conv2d_relu);
 }
 
 TORCH_LIBRARY_IMPL(qtorch, Meta, m) {
   m.impl("conv2d_prepack", &conv2d_prepack_meta);
+  m.impl("conv2d_unpack", &conv2d_unpack_meta);
   m.impl("conv2d", &conv2d_meta);
   m.impl("conv2d_relu", &conv2d_meta);
 }

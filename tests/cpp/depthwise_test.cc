@@ -115,6 +115,17 @@ TEST(depthwise_taps9) { check_family(&DepthwiseUkernels::taps9, 9); }
 TEST(depthwise_taps25) { check_family(&DepthwiseUkernels::taps25, 25); }
 TEST(depthwise_generic) { check_family(&DepthwiseUkernels::generic, 0); }
 
+TEST(depthwise_pack_round_trip) {
+  for (size_t channels : {1, 17, 64, 65, 161})
+    for (size_t taps : {1, 9, 25}) {
+      Problem pr;
+      make_problem(pr, 1, channels, taps, false);
+      std::vector<int8_t> back(channels * taps);
+      depthwise_unpack(channels, taps, pr.packed.data(), back.data());
+      CHECK(back == pr.weight);
+    }
+}
+
 TEST(depthwise_select_by_window) {
   const DepthwiseUkernels& k = kDepthwiseScalar;
   CHECK(depthwise_select(k, 9) == k.taps9);

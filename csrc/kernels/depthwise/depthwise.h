@@ -67,6 +67,8 @@ inline size_t depthwise_packed_size(size_t channels, size_t taps) {
 // and writes sum_t (w_t[c] - weight_zero_points[c]) to sums[c].
 void depthwise_pack(size_t channels, size_t taps, const int8_t* weight, const int32_t* weight_zero_points,
                     int8_t* packed, int32_t* sums);
+// The inverse of depthwise_pack's layout: writes weight[c][t] from packed.
+void depthwise_unpack(size_t channels, size_t taps, const int8_t* packed, int8_t* weight);
 
 // The function for a window of `taps` taps from a table.
 inline DepthwiseFn depthwise_select(const DepthwiseUkernels& k, size_t taps) {

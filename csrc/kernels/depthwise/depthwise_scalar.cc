@@ -28,6 +28,12 @@ void depthwise_pack(size_t channels, size_t taps, const int8_t* weight, const in
   }
 }
 
+void depthwise_unpack(size_t channels, size_t taps, const int8_t* packed, int8_t* weight) {
+  for (size_t c = 0; c < channels; ++c) {
+    for (size_t t = 0; t < taps; ++t) weight[c * taps + t] = depthwise_weight(packed, taps, c, t);
+  }
+}
+
 const DepthwiseUkernels kDepthwiseScalar = {depthwise, depthwise, depthwise};
 
 }  // namespace kernels

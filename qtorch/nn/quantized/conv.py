@@ -143,8 +143,8 @@ class Conv2d(QuantizedModule):
             raise ValueError(f"weight scales and zero points must hold 1 or {self.out_channels} values, got "
                              f"{scales.numel()} and {zero_points.numel()}")
         self.weight_per_channel = scales.numel() > 1
+        # The packed weight is the only copy: weight() and friends unpack it on demand.
         packed, sums = ops.conv2d_prepack(weight.contiguous(), zero_points, self.groups)
-        self.register_buffer("_weight_int8", weight.contiguous())
         # Always one value per output channel for the kernels; weight_per_channel records the scheme.
         self.register_buffer("_weight_scales", scales.expand(self.out_channels).contiguous())
         self.register_buffer("_weight_zero_points", zero_points.expand(self.out_channels).contiguous())
@@ -166,13 +166,19 @@ class Conv2d(QuantizedModule):
         self._set_weight(data, scales, zero_points, b)
 
     @torch.jit.unused
+    def _weight_int8(self) -> torch.Tensor:
+        """The int8 weight (out_channels, in_channels / groups, kernel_h, kernel_w), unpacked."""
+        shape = [self.out_channels, self.in_channels // self.groups, self.kernel_size[0], self.kernel_size[1]]
+        return ops.conv2d_unpack(self._packed_weight, shape, self.groups)
+
+    @torch.jit.unused
     def weight(self) -> Any:
         from qtorch._qtensor import QTensor
 
+        data = self._weight_int8()
         if self.weight_per_channel:
-            return QTensor(self._weight_int8.clone(), self._weight_scales.clone(), self._weight_zero_points.clone(),
-                           axis=0)
-        return QTensor(self._weight_int8.clone(), float(self._weight_scales[0]), int(self._weight_zero_points[0]))
+            return QTensor(data, self._weight_scales.clone(), self._weight_zero_points.clone(), axis=0)
+        return QTensor(data, float(self._weight_scales[0]), int(self._weight_zero_points[0]))
 
     @torch.jit.unused
     def bias(self) -> Optional[torch.Tensor]:
@@ -197,8 +203,14 @@ class Conv2d(QuantizedModule):
 
     # --- state_dict: the buffers plus the module constants (QuantizedModule) ------------------------------
     _CONSTANTS = {**QuantizedModule._CONSTANTS, "weight_per_channel": bool, "has_bias": bool}
-    _ASSIGNED_BUFFERS = ("_weight_int8", "_weight_scales", "_weight_zero_points", "_packed_weight", "_weight_sums",
-                         "_bias")
+    _ASSIGNED_BUFFERS = ("_weight_scales", "_weight_zero_points", "_packed_weight", "_weight_sums", "_bias")
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: Any, unexpected_keys: Any, error_msgs: Any) -> None:
+        # Earlier versions also saved the unpacked weight; the packed one holds the same values.
+        state_dict.pop(prefix + "_weight_int8", None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     # --- compute -------------------------------------------------------------------------------------
     def _conv(self, x: torch.Tensor, relu: bool) -> torch.Tensor:
