@@ -376,9 +376,6 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
       } else {
         kernels::im2col_rows(g, x, size_t(group * group_in), size_t(group_in), uint8_t(a.input_zero_point),
                              size_t(m0), size_t(m0 + m), rows.data(), k_rows);
-        if (k_rows != k) {
-          for (int64_t r = 0; r < m; ++r) std::memset(rows.data() + r * k_rows + k, a.input_zero_point, k_rows - k);
-        }
         a_rows = rows.data();
         lda = k_rows;
       }

@@ -46,8 +46,10 @@ const uint8_t* window_pixel(const ConvGeometry& g, const uint8_t* input, size_t 
 }  // namespace
 
 TEST(im2col_rows_match_the_window) {
-  for (int iter = 0; iter < 300; ++iter) {
-    const size_t pixel_stride = pick(0, 1) ? pick(1, 4) : pick(1, 40);  // narrow rows take fixed-size copies
+  for (int iter = 0; iter < 600; ++iter) {
+    // Narrow rows (one 16-byte piece) and wider ones (several pieces, and the
+    // exact copies at the end of the input).
+    const size_t pixel_stride = pick(0, 1) ? pick(1, 4) : pick(1, 40);
     const ConvGeometry g = random_geometry(pixel_stride);
     // Either the whole pixel (the contiguous-run path) or a group's slice.
     const bool whole = pick(0, 1) == 1;
@@ -70,6 +72,7 @@ TEST(im2col_rows_match_the_window) {
           }
         }
       }
+      for (size_t i = k; i < ld; ++i) CHECK_EQ(rows[(p - begin) * ld + i], pad);  // the K padding
     }
   }
 }

@@ -24,14 +24,14 @@ struct ConvGeometry {
 };
 
 // Bytes past the k bytes of a row that im2col_rows may overwrite: the caller
-// gives rows kIm2colSlack bytes of room after the last row's k bytes, and
-// bytes between k and ld of a row are unspecified afterwards.
+// gives rows kIm2colSlack bytes of room after the last row's k bytes.
 constexpr size_t kIm2colSlack = 16;
 
 // Rows [pixel_begin, pixel_end) of the im2col matrix of the channel slice
 // [channel_begin, channel_begin + channels): row r (output pixel pixel_begin + r,
-// pixels numbered (n, oh, ow) row-major) holds kernel_h * kernel_w * channels
-// bytes ordered (kh, kw, c), at rows + r * ld.
+// pixels numbered (n, oh, ow) row-major) holds k = kernel_h * kernel_w * channels
+// bytes ordered (kh, kw, c), at rows + r * ld, then ld - k bytes of pad_value
+// (so a GEMM can read rows padded to a whole group of K).
 void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_begin, size_t channels,
                  uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld);
 
