@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <tuple>
 #include <vector>
 
@@ -320,11 +321,11 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
       direct ? 192 : std::max<int64_t>(12, std::min<int64_t>(192, (128 << 10) / int64_t(k)) / 6 * 6);
   const int64_t threads = at::get_num_threads();
   auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
-  // Tiles of equal size (multiples of the GEMM's 6-row micro-tile), as many as
-  // the threads need when there are few: splitting rows keeps each gathered
-  // row in one task, and a count divisible by the threads keeps them balanced.
-  int64_t tiles = ceil_div(pixels, max_tile);
-  if (tiles < 8 * threads) tiles = ceil_div(tiles, threads) * threads;
+  // Tiles of equal size (multiples of the GEMM's 6-row micro-tile), a count
+  // divisible by the threads so they get equal work (17 tiles on 2 threads
+  // would leave one idle for a whole tile); splitting rows keeps each gathered
+  // row in one task.
+  int64_t tiles = ceil_div(ceil_div(pixels, max_tile), threads) * threads;
   tiles = std::max<int64_t>(1, std::min(tiles, pixels / 12));
   const int64_t tile = ceil_div(ceil_div(pixels, tiles), 6) * 6;
   tiles = ceil_div(pixels, tile);
@@ -349,7 +350,8 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   const int8_t* weights = packed.const_data_ptr<int8_t>();
   const int64_t tasks = tiles * p.groups * n_chunks;
   at::parallel_for(0, tasks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> rows(direct ? 0 : size_t(tile) * k_rows + kernels::kIm2colSlack);
+    // Uninitialised: im2col_rows writes every byte the GEMM reads.
+    const std::unique_ptr<uint8_t[]> rows(direct ? nullptr : new uint8_t[size_t(tile) * k_rows + kernels::kIm2colSlack]);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t chunk = task % n_chunks, group = task / n_chunks % p.groups, t = task / n_chunks / p.groups;
       const int64_t m0 = t * tile, m = std::min(tile, pixels - m0);
@@ -375,8 +377,8 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
         lda = size_t(p.in_channels);
       } else {
         kernels::im2col_rows(g, x, size_t(group * group_in), size_t(group_in), uint8_t(a.input_zero_point),
-                             size_t(m0), size_t(m0 + m), rows.data(), k_rows);
-        a_rows = rows.data();
+                             size_t(m0), size_t(m0 + m), rows.get(), k_rows);
+        a_rows = rows.get();
         lda = k_rows;
       }
       gemm(size_t(m), n_begin, n_end, a_rows, lda, b, out, y + m0 * p.out_channels + channel0,

@@ -17,14 +17,36 @@ inline bool input_coord(size_t o, size_t k, size_t stride, size_t pad, size_t di
   return true;
 }
 
-// Copies `bytes` (> 0) bytes in 16-byte pieces: up to 15 bytes past the end
-// are read and overwritten (the caller guarantees both are harmless).
-inline void copy_chunks(uint8_t* dst, const uint8_t* src, size_t bytes) {
-  size_t i = 0;
-  do {
-    std::memcpy(dst + i, src + i, 16);
-    i += 16;
-  } while (i < bytes);
+// Copies the kernel_h rows of an interior window, `chunks` 16-byte pieces
+// each: up to 15 bytes past each row are read and overwritten (the caller
+// guarantees both are harmless). Small piece counts get straight-line code.
+inline void copy_window(uint8_t* dst, const uint8_t* src, size_t kernel_h, size_t row_bytes, size_t kernel_row_step,
+                        size_t chunks) {
+  switch (chunks) {
+    case 1:
+      for (size_t kh = 0; kh < kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, 16);
+      return;
+    case 2:
+      for (size_t kh = 0; kh < kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, 32);
+      return;
+    default:
+      for (size_t kh = 0; kh < kernel_h; ++kh) {
+        uint8_t* d = dst + kh * row_bytes;
+        const uint8_t* s = src + kh * kernel_row_step;
+        for (size_t i = 0; i < chunks; ++i) std::memcpy(d + 16 * i, s + 16 * i, 16);
+      }
+  }
+}
+
+// First output coordinate at or after which the window no longer starts in
+// the leading padding, and first at which it runs past the input's end: the
+// windows of [lo, hi) lie inside the input along this axis.
+inline void interior_range(size_t out, size_t stride, size_t pad, size_t window, size_t size, size_t* lo,
+                           size_t* hi) {
+  *lo = std::min(out, (pad + stride - 1) / stride);
+  // o * stride - pad + window < size  <=>  o * stride < size + pad - window
+  const size_t limit = size + pad > window ? (size + pad - window + stride - 1) / stride : 0;
+  *hi = std::max(*lo, std::min(out, limit));
 }
 
 }  // namespace
@@ -40,76 +62,108 @@ void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t chan
   const bool runs = g.dilation_w == 1 && channels == g.pixel_stride;
   const size_t row_bytes = g.kernel_w * channels, k = g.kernel_h * row_bytes;
   // Interior windows copy each kernel row in 16-byte pieces, so they read and
-  // write up to this many bytes per kernel row; the overrun lands in the next
-  // kernel row (copied next), past k (the tail is filled afterwards, the next
-  // pixel's row is written later) or in the caller's slack.
-  const size_t chunked = (row_bytes + 15) / 16 * 16;
+  // write up to 15 bytes past it; the overrun lands in the next kernel row
+  // (copied next), past k (the pad is written afterwards, the next pixel's row
+  // later) or in the caller's slack. Reads stay inside the input (else exact copies).
+  const size_t chunks = (row_bytes + 15) / 16;
   static_assert(kIm2colSlack >= 15, "the 16-byte pieces overrun a row by up to 15 bytes");
   const size_t window_h = (g.kernel_h - 1) * g.dilation_h, window_w = (g.kernel_w - 1) * g.dilation_w;
   const size_t line = g.in_w * g.pixel_stride;
   const size_t kernel_row_step = g.dilation_h * line;  // input bytes between kernel rows
   const uint8_t* input_end = input + g.batch * g.in_h * line;
+  // Output columns whose windows lie inside the input horizontally.
+  size_t inner_w_begin, inner_w_end;
+  interior_range(g.out_w, g.stride_w, g.pad_w, window_w, g.in_w, &inner_w_begin, &inner_w_end);
   // The pad bytes of a row (usually fewer than 4: K rounded up to a group).
   const size_t tail = ld - k;
   uint32_t pad4;
   std::memset(&pad4, pad_value, 4);
-  // Output coordinates advance incrementally: no divisions per pixel.
-  size_t n = pixel_begin / per_image, oh = pixel_begin % per_image / g.out_w, ow = pixel_begin % g.out_w;
-  for (size_t p = pixel_begin; p < pixel_end; ++p) {
-    const uint8_t* image = input + n * g.in_h * line + channel_begin;
-    uint8_t* dst = rows + (p - pixel_begin) * ld;
-    const size_t top = oh * g.stride_h, left = ow * g.stride_w;  // in padded coordinates
-    const bool inside =
-        top >= g.pad_h && top - g.pad_h + window_h < g.in_h && left >= g.pad_w && left - g.pad_w + window_w < g.in_w;
-    if (inside && runs) {  // the common case: kernel_h copies
-      const uint8_t* src = image + (top - g.pad_h) * line + (left - g.pad_w) * g.pixel_stride;
-      if (src + window_h * line + chunked <= input_end) {
-        for (size_t kh = 0; kh < g.kernel_h; ++kh) copy_chunks(dst + kh * row_bytes, src + kh * kernel_row_step, row_bytes);
-      } else {  // the image's last bytes: exact copies
-        for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-          std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, row_bytes);
-        }
+  auto pad_tail = [&](uint8_t* dst) {
+    // One 4-byte store when there are at most 4 (its overrun goes to the next
+    // row, written later, or to the slack).
+    if (tail == 0) return;
+    if (tail <= 4) std::memcpy(dst + k, &pad4, 4);
+    else std::memset(dst + k, pad_value, tail);
+  };
+
+  // Any window, border or not: kernel row by kernel row.
+  auto gather_general = [&](uint8_t* out, const uint8_t* image, size_t oh, size_t ow) {
+    const size_t left = ow * g.stride_w;  // in padded coordinates
+    for (size_t kh = 0; kh < g.kernel_h; ++kh, out += row_bytes) {
+      size_t ih;
+      if (!input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih)) {
+        std::memset(out, pad_value, row_bytes);
+        continue;
       }
-    } else {
-      uint8_t* out = dst;
-      for (size_t kh = 0; kh < g.kernel_h; ++kh, out += row_bytes) {
-        size_t ih;
-        if (!input_coord(oh, kh, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih)) {
+      const uint8_t* src_row = image + ih * line;
+      if (runs) {
+        // Window columns [first, last) fall inside the image.
+        const size_t first = left >= g.pad_w ? 0 : g.pad_w - left;
+        const size_t end_padded = g.pad_w + g.in_w;
+        const size_t last = left >= end_padded ? 0 : std::min(g.kernel_w, end_padded - left);
+        if (first >= last) {
           std::memset(out, pad_value, row_bytes);
           continue;
         }
-        const uint8_t* src_row = image + ih * line;
-        if (runs) {
-          // Window columns [first, last) fall inside the image.
-          const size_t first = left >= g.pad_w ? 0 : g.pad_w - left;
-          const size_t end_padded = g.pad_w + g.in_w;
-          const size_t last = left >= end_padded ? 0 : std::min(g.kernel_w, end_padded - left);
-          if (first >= last) {
-            std::memset(out, pad_value, row_bytes);
-            continue;
-          }
-          std::memset(out, pad_value, first * channels);
-          std::memcpy(out + first * channels, src_row + (left + first - g.pad_w) * channels, (last - first) * channels);
-          std::memset(out + last * channels, pad_value, (g.kernel_w - last) * channels);
-          continue;
-        }
-        for (size_t kw = 0; kw < g.kernel_w; ++kw) {
-          size_t iw;
-          if (input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw)) {
-            std::memcpy(out + kw * channels, src_row + iw * g.pixel_stride, channels);
-          } else {
-            std::memset(out + kw * channels, pad_value, channels);
-          }
+        std::memset(out, pad_value, first * channels);
+        std::memcpy(out + first * channels, src_row + (left + first - g.pad_w) * channels, (last - first) * channels);
+        std::memset(out + last * channels, pad_value, (g.kernel_w - last) * channels);
+        continue;
+      }
+      for (size_t kw = 0; kw < g.kernel_w; ++kw) {
+        size_t iw;
+        if (input_coord(ow, kw, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw)) {
+          std::memcpy(out + kw * channels, src_row + iw * g.pixel_stride, channels);
+        } else {
+          std::memset(out + kw * channels, pad_value, channels);
         }
       }
     }
-    // Pad bytes after k: one 4-byte store when there are at most 4 (its
-    // overrun goes to the next row, written later, or to the slack).
-    if (tail != 0) {
-      if (tail <= 4) std::memcpy(dst + k, &pad4, 4);
-      else std::memset(dst + k, pad_value, tail);
+  };
+
+  // One output row (or the part of it in range) at a time: coordinates
+  // advance incrementally, no divisions per pixel.
+  size_t n = pixel_begin / per_image, oh = pixel_begin % per_image / g.out_w, ow = pixel_begin % g.out_w;
+  uint8_t* dst = rows;
+  for (size_t p = pixel_begin; p < pixel_end;) {
+    const size_t ow_start = ow, ow_end = std::min(g.out_w, ow + (pixel_end - p));
+    const uint8_t* image = input + n * g.in_h * line + channel_begin;
+    const size_t top = oh * g.stride_h;  // in padded coordinates
+    const bool rows_inside = top >= g.pad_h && top - g.pad_h + window_h < g.in_h;
+    // Columns [fast_begin, fast_end) take the interior copies.
+    size_t fast_begin = ow_end, fast_end = ow_end;
+    if (rows_inside && runs) {
+      fast_begin = std::min(std::max(ow, inner_w_begin), ow_end);
+      fast_end = std::max(fast_begin, std::min(inner_w_end, ow_end));
     }
-    if (++ow == g.out_w) {
+    for (; ow < fast_begin; ++ow, dst += ld) {
+      gather_general(dst, image, oh, ow);
+      pad_tail(dst);
+    }
+    if (ow < fast_end) {
+      const size_t step = g.stride_w * g.pixel_stride;
+      const uint8_t* src = image + (top - g.pad_h) * line + (ow * g.stride_w - g.pad_w) * g.pixel_stride;
+      // Bytes the pieces of a window read from its first byte on; windows
+      // that would read past the input (the very last ones) copy exactly.
+      const size_t reach = window_h * line + chunks * 16;
+      const size_t input_bytes = size_t(input_end - input);
+      for (; ow < fast_end; ++ow, dst += ld, src += step) {
+        if (size_t(src - input) + reach <= input_bytes) {
+          copy_window(dst, src, g.kernel_h, row_bytes, kernel_row_step, chunks);
+        } else {
+          for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+            std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, row_bytes);
+          }
+        }
+        pad_tail(dst);
+      }
+    }
+    for (; ow < ow_end; ++ow, dst += ld) {
+      gather_general(dst, image, oh, ow);
+      pad_tail(dst);
+    }
+    p += ow_end - ow_start;
+    if (ow == g.out_w) {
       ow = 0;
       if (++oh == g.out_h) {
         oh = 0;
