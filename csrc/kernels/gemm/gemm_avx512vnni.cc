@@ -96,22 +96,49 @@ __attribute__((noinline)) void accumulate_tail(size_t k, const uint8_t* a, size_
 // because rounding (cvtps: half to even, like nearbyint) is monotone and
 // 255 - zp is an integer; below the range, cvtps's out-of-range value
 // (INT32_MIN), the int16 saturation of the packs and the uint8 saturation of
-// the last pack all end at the lower bound. So per 16 columns: convert, add
-// bias, multiply, min, convert; per row: two packs, the zero point added in
-// int16 (saturating), ReLU as an int16 max, a pack to bytes, one dword
-// permutation into column order and one store. Blocks that could produce NaN
-// (non-finite bias / ab, or a multiplier that overflowed) take store_block.
+// the last pack all end at the lower bound. When |v| < 2^30 for every possible
+// accumulator (|raw| <= k * 255 * 255), cvtps is exact without the min and the
+// saturating packs alone clamp. So per 16 columns: convert, add bias, multiply,
+// (min), convert; per row: two packs, the zero point added in int16
+// (saturating), ReLU as an int16 max, a pack to bytes, one dword permutation
+// into column order and one store (one column block: add, max, one unsigned
+// saturating narrowing). Panels that could produce NaN (non-finite bias / ab,
+// or a multiplier that overflowed) take store_block.
 struct PanelU8 {
-  __m512 hi;         // 255 - c_zp
-  __m512i zp16;      // c_zp in 32 int16 lanes
-  __m512i order;     // dword d of the packed row <- dword order[d]
-  __mmask64 columns; // columns of the panel that exist
-  bool row_sums;     // non-zero weight zero points: subtract b_zp * row_sum
+  __m512 hi;          // 255 - c_zp
+  __m512i zp16;       // c_zp in 32 int16 lanes
+  __m512i order;      // dword d of the packed row <- dword order[d]
+  __mmask64 columns;  // columns of the panel that exist
+  bool row_sums;      // non-zero weight zero points: subtract b_zp * row_sum
+  bool clamp_high;    // v may reach 2^30: clamp it before converting
 };
 
-inline PanelU8 panel_u8(const OutputPipeline& p, size_t columns, bool row_sums) {
+// Whether x * multiplier is finite-or-infinite but never NaN (all constants
+// finite), and whether it stays below 2^30 in magnitude for |raw| <= k * 255^2.
+inline void panel_range(const BlockParams* bp, int nb, size_t k, bool* finite, bool* bounded) {
+  *finite = true;
+  float max_mult = 0.f, max_bias = 0.f;
+  for (int j = 0; j < nb; ++j) {
+    const __m512 m = bp[j].multiplier, b = bp[j].bias_over_ab;
+    // v - v is 0 for finite v, NaN for infinities and NaN.
+    const __mmask16 ok = _mm512_cmp_ps_mask(_mm512_sub_ps(m, m), _mm512_setzero_ps(), _CMP_EQ_OQ) &
+                         _mm512_cmp_ps_mask(_mm512_sub_ps(b, b), _mm512_setzero_ps(), _CMP_EQ_OQ);
+    if (ok != 0xffff) {
+      *finite = false;
+      *bounded = false;
+      return;
+    }
+    max_mult = std::max(max_mult, _mm512_reduce_max_ps(_mm512_abs_ps(m)));
+    max_bias = std::max(max_bias, _mm512_reduce_max_ps(_mm512_abs_ps(b)));
+  }
+  // Float rounding of x and v adds a relative 2^-23 or so; 2^30 leaves a factor 2.
+  *bounded = (double(k) * 65025.0 + double(max_bias)) * double(max_mult) < double(1 << 30);
+}
+
+inline PanelU8 panel_u8(const OutputPipeline& p, size_t columns, bool row_sums, bool clamp_high) {
   PanelU8 e;
   e.row_sums = row_sums;
+  e.clamp_high = clamp_high;
   e.hi = _mm512_set1_ps(float(255 - p.c_zero_point));
   e.zp16 = _mm512_set1_epi16(int16_t(p.c_zero_point));
   // After packs (within each 128-bit lane L), dword 4L + j holds columns
@@ -119,18 +146,6 @@ inline PanelU8 panel_u8(const OutputPipeline& p, size_t columns, bool row_sums) 
   e.order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
   e.columns = columns >= 64 ? ~__mmask64(0) : (__mmask64(1) << columns) - 1;
   return e;
-}
-
-// The finite-panel test of PanelU8: every lane of every block.
-inline bool panel_finite(const BlockParams* bp, int nb) {
-  for (int j = 0; j < nb; ++j) {
-    const __m512 m = bp[j].multiplier, b = bp[j].bias_over_ab;
-    // v - v is 0 for finite v, NaN for infinities and NaN.
-    const __mmask16 ok = _mm512_cmp_ps_mask(_mm512_sub_ps(m, m), _mm512_setzero_ps(), _CMP_EQ_OQ) &
-                         _mm512_cmp_ps_mask(_mm512_sub_ps(b, b), _mm512_setzero_ps(), _CMP_EQ_OQ);
-    if (ok != 0xffff) return false;
-  }
-  return true;
 }
 
 template <int NB>
@@ -143,7 +158,15 @@ inline void store_row_u8(const __m512i* acc, int32_t row_sum, const BlockParams*
     if (e.row_sums) raw = _mm512_sub_epi32(raw, _mm512_mullo_epi32(bp[j].b_zp, _mm512_set1_epi32(row_sum)));
     __m512 x = _mm512_cvtepi32_ps(raw);
     if (p.bias) x = _mm512_add_ps(x, bp[j].bias_over_ab);
-    q[j] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(x, bp[j].multiplier), e.hi));
+    __m512 v = _mm512_mul_ps(x, bp[j].multiplier);
+    if (e.clamp_high) v = _mm512_min_ps(v, e.hi);
+    q[j] = _mm512_cvtps_epi32(v);
+  }
+  if (NB == 1) {  // one vector: add the zero point, clamp below, narrow with unsigned saturation
+    const __m512i zp = _mm512_set1_epi32(p.c_zero_point);
+    const __m512i v = _mm512_max_epi32(_mm512_add_epi32(q[0], zp), p.relu ? zp : _mm512_setzero_si512());
+    _mm_mask_storeu_epi8(c, __mmask16(e.columns), _mm512_cvtusepi32_epi8(v));
+    return;
   }
   __m512i lo = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), e.zp16);
   __m512i hi = NB > 2 ? _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), e.zp16) : _mm512_setzero_si512();
@@ -152,7 +175,13 @@ inline void store_row_u8(const __m512i* acc, int32_t row_sum, const BlockParams*
     hi = _mm512_max_epi16(hi, e.zp16);
   }
   const __m512i bytes = _mm512_permutexvar_epi32(e.order, _mm512_packus_epi16(lo, hi));
-  _mm512_mask_storeu_epi8(c, e.columns, bytes);
+  // As wide as the panel: a 64-byte masked store for 16 columns costs more on
+  // narrow layers, where it spans the next rows.
+  if (NB == 2) {
+    _mm256_mask_storeu_epi8(c, __mmask32(e.columns), _mm512_castsi512_si256(bytes));
+  } else {
+    _mm512_mask_storeu_epi8(c, e.columns, bytes);
+  }
 }
 
 template <int MR, int NB>
@@ -214,8 +243,10 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
       bp[j].offset = _mm512_setzero_si512();
     }
     const size_t panel_columns = std::min<size_t>(kMaxBlocks * kGemmBlockN, n_end - n0);
-    const PanelU8 panel = panel_u8(out, panel_columns, need_row_sums);
-    const PanelU8* fast = out.output == GemmOutput::kUint8 && panel_finite(bp, nb) ? &panel : nullptr;
+    bool finite, bounded;
+    panel_range(bp, nb, k, &finite, &bounded);
+    const PanelU8 panel = panel_u8(out, panel_columns, need_row_sums, !bounded);
+    const PanelU8* fast = out.output == GemmOutput::kUint8 && finite ? &panel : nullptr;
     const int8_t* panel_b = b.data + (n0 / kGemmBlockN) * block_stride;
     for (size_t i = 0; i < m; i += kMaxRows) {
       const int mr = int(std::min<size_t>(kMaxRows, m - i));
