@@ -195,9 +195,15 @@ void depthwise(size_t pixels, size_t channels, size_t runtime_taps, const uint8_
     const __mmask64 m = count == 64 ? ~__mmask64(0) : (__mmask64(1) << count) - 1;
     masked_weights(packed + c0 * taps, taps, width, w);  // block c0 / 64 of [blocks][taps][64]
     block_params(rq, c0, count, width, &bp);
-    const auto run = width == 64 ? (zero_points ? block<64, kTaps, true> : block<64, kTaps, false>)
-                                 : (zero_points ? block<32, kTaps, true> : block<32, kTaps, false>);
-    run(pixels, taps, indirection, c0, m, w, bp, k, out, out_stride);
+    if (width == 64 && !zero_points) {
+      block<64, kTaps, false>(pixels, taps, indirection, c0, m, w, bp, k, out, out_stride);
+    } else if (!zero_points) {
+      block<32, kTaps, false>(pixels, taps, indirection, c0, m, w, bp, k, out, out_stride);
+    } else if (width == 64) {
+      block<64, kTaps, true>(pixels, taps, indirection, c0, m, w, bp, k, out, out_stride);
+    } else {
+      block<32, kTaps, true>(pixels, taps, indirection, c0, m, w, bp, k, out, out_stride);
+    }
   }
 }
 
