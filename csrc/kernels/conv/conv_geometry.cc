@@ -173,6 +173,25 @@ void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t chan
   }
 }
 
+namespace {
+
+// Pointers of `run` consecutive interior windows of one output row: window i
+// starts `step` bytes after window i - 1. A fixed tap count keeps the offsets
+// in registers and the inner loop unrolled.
+template <size_t kTaps>
+void interior_run(size_t run, size_t runtime_taps, const uint8_t* corner, size_t step, const size_t* tap_offsets,
+                  const uint8_t** out) {
+  const size_t taps = kTaps ? kTaps : runtime_taps;
+  size_t offsets[kTaps ? kTaps : 1];
+  if (kTaps) std::copy(tap_offsets, tap_offsets + kTaps, offsets);
+  const size_t* off = kTaps ? offsets : tap_offsets;
+  for (size_t i = 0; i < run; ++i, corner += step, out += taps) {
+    for (size_t t = 0; t < taps; ++t) out[t] = corner + off[t];
+  }
+}
+
+}  // namespace
+
 void conv_indirection(const ConvGeometry& g, const uint8_t* input, const uint8_t* padding, size_t pixel_begin,
                       size_t pixel_end, const uint8_t** out) {
   // Offsets of the taps from the window's top-left input pixel; a window fully
@@ -184,16 +203,25 @@ void conv_indirection(const ConvGeometry& g, const uint8_t* input, const uint8_t
       tap_offsets[kh * g.kernel_w + kw] = (kh * g.dilation_h * g.in_w + kw * g.dilation_w) * g.pixel_stride;
     }
   }
+  const auto run_fn = taps == 9 ? interior_run<9> : taps == 25 ? interior_run<25> : interior_run<0>;
   const size_t window_h = (g.kernel_h - 1) * g.dilation_h, window_w = (g.kernel_w - 1) * g.dilation_w;
   const size_t per_image = g.out_h * g.out_w;
+  const size_t step = g.stride_w * g.pixel_stride;
   // Output coordinates advance incrementally: no divisions per pixel.
   size_t n = pixel_begin / per_image, oh = pixel_begin % per_image / g.out_w, ow = pixel_begin % g.out_w;
-  for (size_t p = pixel_begin; p < pixel_end; ++p) {
+  for (size_t p = pixel_begin; p < pixel_end;) {
     const uint8_t* image = input + n * g.in_h * g.in_w * g.pixel_stride;
     const size_t top = oh * g.stride_h, left = ow * g.stride_w;  // in padded coordinates
+    size_t done = 1;
     if (top >= g.pad_h && top - g.pad_h + window_h < g.in_h && left >= g.pad_w && left - g.pad_w + window_w < g.in_w) {
+      // This window and the following ones of the row that stay inside.
+      size_t run = 1;
+      const size_t limit = std::min(pixel_end - p, g.out_w - ow);
+      while (run < limit && (ow + run) * g.stride_w - g.pad_w + window_w < g.in_w) ++run;
       const uint8_t* corner = image + ((top - g.pad_h) * g.in_w + (left - g.pad_w)) * g.pixel_stride;
-      for (size_t t = 0; t < taps; ++t) *out++ = corner + tap_offsets[t];
+      run_fn(run, taps, corner, step, tap_offsets.data(), out);
+      out += run * taps;
+      done = run;
     } else {
       for (size_t kh = 0; kh < g.kernel_h; ++kh) {
         size_t ih;
@@ -205,7 +233,9 @@ void conv_indirection(const ConvGeometry& g, const uint8_t* input, const uint8_t
         }
       }
     }
-    if (++ow == g.out_w) {
+    p += done;
+    ow += done;
+    if (ow == g.out_w) {
       ow = 0;
       if (++oh == g.out_h) {
         oh = 0;
