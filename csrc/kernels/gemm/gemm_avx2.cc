@@ -89,6 +89,9 @@ struct BlockParams {
   __m256i b_zp[2];
   __m256 ab[2], multiplier[2], bias[2], bias_over_ab[2];
   size_t count;  // valid columns (16 but at the end of N)
+  // The uint8 shortcut (see store_block): all constants finite, and whether
+  // x * multiplier may reach 2^30 for |raw| <= k * 255^2.
+  bool finite, clamp_high;
 };
 
 BlockParams block_params(const OutputPipeline& p, const PackedB& b, size_t n0, size_t count) {
@@ -115,7 +118,45 @@ BlockParams block_params(const OutputPipeline& p, const PackedB& b, size_t n0, s
     bp.bias[h] = _mm256_load_ps(bias + 8 * h);
     bp.bias_over_ab[h] = _mm256_div_ps(bp.bias[h], bp.ab[h]);
   }
+  // Per lane, vectorised (this runs once per block, which matters for one-row
+  // GEMMs): v - v is 0 only for finite v, and the bound below 2^29 in float
+  // leaves a factor 2 over 2^30 for the rounding of x, v and the bound itself.
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 raw_bound = _mm256_set1_ps(float(b.k) * 65025.f);
+  int finite = 0xff, bounded = 0xff;
+  for (int h = 0; h < 2; ++h) {
+    const __m256 m = bp.multiplier[h], boa = bp.bias_over_ab[h];
+    finite &= _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(m, m), _mm256_setzero_ps(), _CMP_EQ_OQ),
+                                               _mm256_cmp_ps(_mm256_sub_ps(boa, boa), _mm256_setzero_ps(), _CMP_EQ_OQ)));
+    const __m256 reach = _mm256_mul_ps(_mm256_add_ps(raw_bound, _mm256_and_ps(boa, abs_mask)), _mm256_and_ps(m, abs_mask));
+    bounded &= _mm256_movemask_ps(_mm256_cmp_ps(reach, _mm256_set1_ps(float(1 << 29)), _CMP_LT_OQ));
+  }
+  bp.finite = finite == 0xff;
+  bp.clamp_high = bounded != 0xff;
   return bp;
+}
+
+// The uint8 pipeline when every constant is finite (x * multiplier is never
+// NaN): clamp(round(v) + zp, lo, 255) == clamp(round(min(v, 255 - zp)) + zp,
+// lo, 255) since rounding (cvtps: half to even, like nearbyint) is monotone
+// and 255 - zp is an integer, and below 2^30 cvtps is exact without the min;
+// cvtps's out-of-range value (INT32_MIN), the int16 saturation of the packs
+// and the uint8 saturation of the last pack all end at the lower bound. The
+// zero point is added in saturating int16, ReLU is an int16 max.
+inline __m128i requantize16_finite(const __m256i (&raw)[2], const BlockParams& bp, const OutputPipeline& p) {
+  __m256i q[2];
+  for (int h = 0; h < 2; ++h) {
+    __m256 x = _mm256_cvtepi32_ps(raw[h]);
+    if (p.bias) x = _mm256_add_ps(x, bp.bias_over_ab[h]);
+    __m256 v = _mm256_mul_ps(x, bp.multiplier[h]);
+    if (bp.clamp_high) v = _mm256_min_ps(v, _mm256_set1_ps(float(255 - p.c_zero_point)));
+    q[h] = _mm256_cvtps_epi32(v);
+  }
+  const __m256i zp = _mm256_set1_epi16(int16_t(p.c_zero_point));
+  __m256i w = _mm256_adds_epi16(_mm256_packs_epi32(q[0], q[1]), zp);
+  if (p.relu) w = _mm256_max_epi16(w, zp);
+  w = _mm256_permute4x64_epi64(w, 0xD8);
+  return _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
 }
 
 inline __m256i requantize8(__m256i raw, const BlockParams& bp, int h, const OutputPipeline& p) {
@@ -140,14 +181,19 @@ void store_block(const __m256i (&acc)[2], int32_t row_sum, const BlockParams& bp
   __m256i raw[2];
   for (int h = 0; h < 2; ++h) {
     raw[h] = _mm256_sub_epi32(acc[h], bp.offset[h]);
-    raw[h] = _mm256_sub_epi32(raw[h], _mm256_mullo_epi32(bp.b_zp[h], _mm256_set1_epi32(row_sum)));
+    if (row_sum != 0) raw[h] = _mm256_sub_epi32(raw[h], _mm256_mullo_epi32(bp.b_zp[h], _mm256_set1_epi32(row_sum)));
   }
   const bool full = bp.count == 16;
   switch (p.output) {
     case GemmOutput::kUint8: {
-      const __m256i q16 = _mm256_permute4x64_epi64(
-          _mm256_packs_epi32(requantize8(raw[0], bp, 0, p), requantize8(raw[1], bp, 1, p)), 0xD8);
-      const __m128i q8 = _mm_packus_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+      __m128i q8;
+      if (bp.finite) {
+        q8 = requantize16_finite(raw, bp, p);
+      } else {
+        const __m256i q16 = _mm256_permute4x64_epi64(
+            _mm256_packs_epi32(requantize8(raw[0], bp, 0, p), requantize8(raw[1], bp, 1, p)), 0xD8);
+        q8 = _mm_packus_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+      }
       uint8_t* dst = static_cast<uint8_t*>(c) + index;
       if (full) {
         _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), q8);
