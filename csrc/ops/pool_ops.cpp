@@ -339,14 +339,26 @@ int64_t nearest_index(int64_t o, int64_t in, int64_t out, float scale) {
   return std::min(static_cast<int64_t>(std::floor(o * scale)), in - 1);
 }
 
+// A table of `count` T for one call, from torch's allocator rather than a std::vector: `count` comes
+// from the caller's output_size, and a failed torch allocation is a Python error in every build,
+// where a failed operator new aborts under AddressSanitizer (make test-sanitize fuzzes these ops).
+template <typename T>
+T* column_table(at::Tensor& storage, int64_t count) {
+  storage = at::empty({count * static_cast<int64_t>(sizeof(T))}, at::TensorOptions().dtype(at::kByte));
+  return reinterpret_cast<T*>(storage.data_ptr<uint8_t>());
+}
+
 at::Tensor upsample_nearest2d(const at::Tensor& input, at::IntArrayRef output_size, std::optional<double> scales_h,
                               std::optional<double> scales_w) {
   const Nhwc v = as_nhwc(input, "upsample_nearest2d");
   const auto [oh, ow] = check_resize(v, output_size, "upsample_nearest2d");
-  const float sh = resize_scale(v.h, oh, scales_h), sw = resize_scale(v.w, ow, scales_w);
-  std::vector<int64_t> src_w(ow);
-  for (int64_t j = 0; j < ow; ++j) src_w[j] = nearest_index(j, v.w, ow, sw);
+  // The output first: an impossible size fails there, and an empty one needs no tables.
   at::Tensor y = empty_nhwc(v, oh, ow);
+  if (y.numel() == 0) return finish(v, y);
+  const float sh = resize_scale(v.h, oh, scales_h), sw = resize_scale(v.w, ow, scales_w);
+  at::Tensor src_w_storage;
+  int64_t* src_w = column_table<int64_t>(src_w_storage, ow);
+  for (int64_t j = 0; j < ow; ++j) src_w[j] = nearest_index(j, v.w, ow, sw);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const int64_t C = v.c;
@@ -364,9 +376,8 @@ struct Linear1d {
   float l0, l1;
 };
 
-std::vector<Linear1d> linear_coords(int64_t in, int64_t out, bool align_corners, std::optional<double> scale) {
+void linear_coords(int64_t in, int64_t out, bool align_corners, std::optional<double> scale, Linear1d* coords) {
   const float s = align_corners ? (out > 1 ? static_cast<float>(in - 1) / (out - 1) : 0.f) : resize_scale(in, out, scale);
-  std::vector<Linear1d> coords(out);
   for (int64_t o = 0; o < out; ++o) {
     float src = align_corners ? s * o : s * (o + 0.5f) - 0.5f;
     if (src < 0.f) src = 0.f;
@@ -375,16 +386,20 @@ std::vector<Linear1d> linear_coords(int64_t in, int64_t out, bool align_corners,
     const float l1 = src - i0;
     coords[o] = {i0, i0 + step, 1.f - l1, l1};
   }
-  return coords;
 }
 
 at::Tensor upsample_bilinear2d(const at::Tensor& input, at::IntArrayRef output_size, bool align_corners,
                                std::optional<double> scales_h, std::optional<double> scales_w) {
   const Nhwc v = as_nhwc(input, "upsample_bilinear2d");
   const auto [oh, ow] = check_resize(v, output_size, "upsample_bilinear2d");
-  const std::vector<Linear1d> hc = linear_coords(v.h, oh, align_corners, scales_h);
-  const std::vector<Linear1d> wc = linear_coords(v.w, ow, align_corners, scales_w);
+  // The output first: an impossible size fails there, and an empty one needs no tables.
   at::Tensor y = empty_nhwc(v, oh, ow);
+  if (y.numel() == 0) return finish(v, y);
+  at::Tensor hc_storage, wc_storage;
+  Linear1d* hc = column_table<Linear1d>(hc_storage, oh);
+  Linear1d* wc = column_table<Linear1d>(wc_storage, ow);
+  linear_coords(v.h, oh, align_corners, scales_h, hc);
+  linear_coords(v.w, ow, align_corners, scales_w, wc);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().bilinear_u8;
