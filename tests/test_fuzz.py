@@ -28,6 +28,7 @@ import qtorch
 import qtorch.nn.intrinsic.quantized as nniq
 import qtorch.nn.quantized as nnq
 import qtorch.nn.quantized.dynamic as nnqd
+import qtorch.quantization as qq
 from _op_specs import SPEC_BY_OP, call, draw_layout, registered_ops, schema
 
 HANG_SECONDS = 120
@@ -156,7 +157,10 @@ def memory_cap(extra_bytes=6 << 30):
 
 
 def outputs(result):
-    return list(result) if isinstance(result, (tuple, list)) else [result]
+    """The result's tensors (and other values), nested tuples flattened (an LSTM's (y, (h, c)))."""
+    if isinstance(result, (tuple, list)):
+        return [leaf for item in result for leaf in outputs(item)]
+    return [result]
 
 
 def same_result(a, b):
@@ -326,51 +330,144 @@ def quantize_module():
     return nnq.Quantize(0.05, 100), torch.randn(3, 8)
 
 
+class Calling(nn.Module):
+    """Calls ``inner`` as ``call(inner, *inputs)``: a module whose forward takes a tuple (an LSTM's
+    (h, c)) gets each tensor as its own input, so the fuzz can break each one."""
+
+    def __init__(self, inner, call):
+        super().__init__()
+        self.inner, self.call = inner, call
+
+    def forward(self, *inputs):
+        return self.call(self.inner, *inputs)
+
+
+def dynamic(float_module, dtype=torch.qint8):
+    return qq.quantize_dynamic(nn.Sequential(float_module).eval(), dtype=dtype)[0]
+
+
+def recurrent_module(float_cls, dtype, lstm, layers=2, bidirectional=True):
+    def make():
+        m = dynamic(float_cls(8, 6, num_layers=layers, bidirectional=bidirectional), dtype)
+        x, h = torch.randn(5, 3, 8), torch.randn(layers * (1 + bidirectional), 3, 6)
+        if lstm:
+            return Calling(m, lambda m, x, h, c: m(x, (h, c))), (x, h, torch.randn(h.shape))
+        return m, (x, h)
+    return make
+
+
+def recurrent_cell(float_cls, dtype, lstm):
+    def make():
+        m = dynamic(float_cls(8, 6), dtype)
+        x, h = torch.randn(3, 8), torch.randn(3, 6)
+        if lstm:
+            return Calling(m, lambda m, x, h, c: m(x, (h, c))), (x, h, torch.randn(h.shape))
+        return m, (x, h)
+    return make
+
+
+def transformer(encoder):
+    def make():
+        layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
+        m = dynamic(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False) if encoder else layer)
+        return m, torch.randn(2, 5, 16)
+    return make
+
+
+# name -> (the quantized module class it fuzzes, make() -> (module, input or tuple of inputs)).
 MODULES = {
-    "nnq.ReLU": same_params_module(nnq.ReLU),
-    "nnq.ReLU6": same_params_module(nnq.ReLU6),
-    "nnq.Hardswish": same_params_module(nnq.Hardswish),
-    "nnq.MaxPool2d": same_params_module(lambda: nnq.MaxPool2d(3, 2, 1)),
-    "nnq.AvgPool2d": same_params_module(lambda: nnq.AvgPool2d(3, 2, 1)),
-    "nnq.AdaptiveAvgPool2d": same_params_module(lambda: nnq.AdaptiveAvgPool2d((2, 3))),
-    "nnq.Quantize": quantize_module,
-    "nnq.DeQuantize": same_params_module(nnq.DeQuantize),
-    **{f"nnq.QFunctional.{m}": qfunctional(m) for m in ["add", "mul", "add_relu", "cat", "add_scalar", "mul_scalar"]},
-    "nnq.Linear": linear_module(nnq.Linear),
-    "nniq.LinearReLU": linear_module(nniq.LinearReLU),
-    "nnqd.Linear": dynamic_linear(torch.qint8),
-    "nnqd.Linear-fp16": dynamic_linear(torch.float16),
-    "nnq.Conv2d": conv_module(nnq.Conv2d),
-    "nnq.Conv2d-depthwise": conv_module(nnq.Conv2d, groups=6),
-    "nniq.ConvReLU2d": conv_module(nniq.ConvReLU2d),
+    "nnq.ReLU": (nnq.ReLU, same_params_module(nnq.ReLU)),
+    "nnq.ReLU6": (nnq.ReLU6, same_params_module(nnq.ReLU6)),
+    "nnq.Hardswish": (nnq.Hardswish, same_params_module(nnq.Hardswish)),
+    "nnq.MaxPool2d": (nnq.MaxPool2d, same_params_module(lambda: nnq.MaxPool2d(3, 2, 1))),
+    "nnq.AvgPool2d": (nnq.AvgPool2d, same_params_module(lambda: nnq.AvgPool2d(3, 2, 1))),
+    "nnq.AdaptiveAvgPool2d": (nnq.AdaptiveAvgPool2d, same_params_module(lambda: nnq.AdaptiveAvgPool2d((2, 3)))),
+    "nnq.Quantize": (nnq.Quantize, quantize_module),
+    "nnq.DeQuantize": (nnq.DeQuantize, same_params_module(nnq.DeQuantize)),
+    **{f"nnq.QFunctional.{m}": (nnq.QFunctional, qfunctional(m))
+       for m in ["add", "mul", "add_relu", "cat", "add_scalar", "mul_scalar"]},
+    "nnq.Linear": (nnq.Linear, linear_module(nnq.Linear)),
+    "nniq.LinearReLU": (nniq.LinearReLU, linear_module(nniq.LinearReLU)),
+    "nnqd.Linear": (nnqd.Linear, dynamic_linear(torch.qint8)),
+    "nnqd.Linear-fp16": (nnqd.Linear, dynamic_linear(torch.float16)),
+    "nnq.Conv2d": (nnq.Conv2d, conv_module(nnq.Conv2d)),
+    "nnq.Conv2d-depthwise": (nnq.Conv2d, conv_module(nnq.Conv2d, groups=6)),
+    "nniq.ConvReLU2d": (nniq.ConvReLU2d, conv_module(nniq.ConvReLU2d)),
+    "nnqd.LSTM": (nnqd.LSTM, recurrent_module(nn.LSTM, torch.qint8, lstm=True)),
+    "nnqd.LSTM-fp16": (nnqd.LSTM, recurrent_module(nn.LSTM, torch.float16, lstm=True, layers=1)),
+    "nnqd.GRU": (nnqd.GRU, recurrent_module(nn.GRU, torch.qint8, lstm=False)),
+    "nnqd.GRU-fp16": (nnqd.GRU, recurrent_module(nn.GRU, torch.float16, lstm=False, bidirectional=False)),
+    "nnqd.LSTMCell": (nnqd.LSTMCell, recurrent_cell(nn.LSTMCell, torch.qint8, lstm=True)),
+    "nnqd.GRUCell": (nnqd.GRUCell, recurrent_cell(nn.GRUCell, torch.qint8, lstm=False)),
+    "nnqd.RNNCell": (nnqd.RNNCell, recurrent_cell(nn.RNNCell, torch.qint8, lstm=False)),
+    "nnqd.RNNCell-fp16": (nnqd.RNNCell, recurrent_cell(nn.RNNCell, torch.float16, lstm=False)),
+    "nnqd.TransformerEncoderLayer": (nnqd.TransformerEncoderLayer, transformer(encoder=False)),
+    "nnqd.TransformerEncoder": (nnqd.TransformerEncoder, transformer(encoder=True)),
 }
-MODULE_CONSTANTS = ["scale", "zero_point", "input_scale", "input_zero_point", "float_output"]
+MODULE_CONSTANTS = ["scale", "zero_point", "input_scale", "input_zero_point", "float_output", "input_scales",
+                    "input_zero_points"]
+# Exported module classes that run no qtorch op, so have nothing of qtorch's to fuzz.
+NOT_QUANTIZED = {
+    nnq.FloatFunctional: "float torch ops plus an observer slot: the calibration-time twin of QFunctional",
+}
+
+
+def quantized_module_classes():
+    """Every nn.Module class the quantized packages export (later ones must join MODULES)."""
+    found = set()
+    for package in (nnq, nnqd, nniq):
+        for value in vars(package).values():
+            if isinstance(value, type) and issubclass(value, nn.Module):
+                found.add(value)
+    return found
+
+
+def test_every_quantized_module_class_is_fuzzed():
+    fuzzed = {cls for cls, _ in MODULES.values()}
+    missing = sorted(f"{c.__module__}.{c.__qualname__}" for c in quantized_module_classes() - fuzzed - set(NOT_QUANTIZED))
+    assert not missing, f"add an entry to MODULES in tests/test_fuzz.py for: {missing}"
+
+
+def constant_type(value):
+    """The schema type name mutate_value understands for a module constant."""
+    if isinstance(value, list):
+        return "List[float]" if any(isinstance(v, float) for v in value) else "List[int]"
+    return type(value).__name__
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 @given(data=st.data())
 def test_module_survives_broken_inputs_and_parameters(name, data):
-    module, x = MODULES[name]()
-    module.float_output = data.draw(st.booleans())
-    base = module(x)
-    target = data.draw(st.sampled_from(["input", "input", "constant", "float input"]))
+    cls, make = MODULES[name]
+    module, inputs = make()
+    inputs = list(inputs) if isinstance(inputs, tuple) else [inputs]
+    inner = module.inner if isinstance(module, Calling) else module.qf if isinstance(module, QFunctionalCall) else module
+    assert type(inner) is cls, name
+    constants = [attr for attr in MODULE_CONSTANTS if hasattr(module, attr)]
+    if constants:
+        module.float_output = data.draw(st.booleans())
+    base = module(*inputs)
+    target = data.draw(st.sampled_from(["input", "input", "float input"] + (["constant"] if constants else [])))
+    i = data.draw(st.integers(0, len(inputs) - 1))
     if target == "input":
-        x, kind = mutate_tensor(data.draw, x)
+        inputs[i], kind = mutate_tensor(data.draw, inputs[i])
     elif target == "float input":
-        x, kind = torch.randn(x.shape) * data.draw(st.sampled_from([1.0, 1e30])), "value"
-        x[..., 0] = data.draw(st.sampled_from([math.nan, math.inf, 0.0]))
+        x = torch.randn(inputs[i].shape) * data.draw(st.sampled_from([1.0, 1e30]))
+        if x.dim():
+            x[..., 0] = data.draw(st.sampled_from([math.nan, math.inf, 0.0]))
+        inputs[i], kind = x, "value"
     else:
-        attr = data.draw(st.sampled_from(MODULE_CONSTANTS))
+        attr = data.draw(st.sampled_from(constants))
         value = getattr(module, attr)
-        setattr(module, attr, mutate_value(data.draw, type(value).__name__, value)[0])
+        setattr(module, attr, mutate_value(data.draw, constant_type(value), value)[0])
         kind = "value"
-    got, error = run_guarded(module, x)
+    got, error = run_guarded(module, *inputs)
     if error is not None:
         return
     if kind == "same":
         assert_same(base, got, f"{name}: another layout of the same input changed the result")
         return
-    again, error = run_guarded(module, x)
+    again, error = run_guarded(module, *inputs)
     assert error is None and (again is None) == (got is None)
     assert_same(got, again, f"{name}: two calls with the same input differ")
 
@@ -389,3 +486,18 @@ def test_meta_weight_with_cpu_input_gives_a_meta_result_not_cpu_garbage():
     q = ops.quantize_per_channel(torch.randn(3, 5), torch.ones(3, device="meta"), torch.zeros(3, dtype=torch.int32),
                                  0, torch.uint8)
     assert q.device.type == "meta"
+
+
+@pytest.mark.parametrize("op", ["upsample_nearest2d", "upsample_bilinear2d"])
+def test_resize_to_a_huge_size_raises_or_returns_empty_without_allocating_coordinates(op):
+    # The fuzzer (under AddressSanitizer) found both resize ops allocating their per-column
+    # coordinate tables (24 bytes a column) from output_size before the output: 48 GB for a width
+    # of 2^31 even when the output was empty, and an abort under ASan, whose failed operator new is
+    # fatal. Fixed: the output is allocated first (an impossible size raises there), an empty output
+    # returns at once, and the tables come from torch's allocator (a failure raises).
+    fn = getattr(torch.ops.qtorch, op)
+    extra = (False,) if op == "upsample_bilinear2d" else ()
+    empty = fn(torch.zeros(0, 3, 4, 4, dtype=torch.uint8), [1, 2 ** 31], *extra)
+    assert empty.shape == (0, 3, 1, 2 ** 31)
+    with pytest.raises(RuntimeError):
+        fn(torch.zeros(1, 1, 2, 2, dtype=torch.uint8), [2 ** 31, 2 ** 31], *extra)
