@@ -15,6 +15,16 @@ from _op_specs import SPECS, call, registered_ops
 
 # Specs of ops this build registers (a spec may land before its op).
 PROPERTY_SPECS = [spec for spec in SPECS if not spec.stateful and spec.op in registered_ops()]
+# The ops that hold process state and no arithmetic: the only ones without a property.
+STATE_OPS = {"kernel_isa", "supported_isas", "set_kernel_isa"}
+
+
+def test_every_op_has_a_property_spec():
+    with_property = {spec.op for spec in PROPERTY_SPECS if spec.check is not None}
+    missing = [op for op in registered_ops() if op not in with_property and op not in STATE_OPS]
+    assert not missing, f"add an OpSpec with a float-reference check to tests/_op_specs.py for: {missing}"
+    stateful = {spec.op for spec in SPECS if spec.stateful}
+    assert stateful <= STATE_OPS, f"only the ISA switch is exempt from properties: {stateful - STATE_OPS}"
 
 
 def outputs(result):
