@@ -70,14 +70,21 @@ test-arm: arm-toolchain
 	$(QEMU) -cpu cortex-a72 $(BUILD)/kernels-aarch64/kernel_tests
 
 # Kernels and their C++ tests, then the extension (a separate copy in $(BUILD)/sanitize, loaded
-# through QTORCH_LIBRARY) and a Python test subset, under AddressSanitizer and UBSan: any report
-# fails. Python itself leaks by design, so leak detection is off; libasan must be preloaded
-# because python is not instrumented.
+# through QTORCH_LIBRARY) under the Python suite, under AddressSanitizer and UBSan: any report fails.
+# - python is not instrumented, so libasan is preloaded; libstdc++ right after it, because python does
+#   not link it and ASan resolves the real __cxa_throw when it starts (without it, the first C++
+#   exception of torch aborts in asan_interceptors.cpp "real___cxa_throw != 0").
+# - Python itself leaks by design: leak detection off.
+# - allocator_may_return_null + max_allocation_size_mb: a huge allocation (the fuzzer asks for them)
+#   fails as torch's allocator error, as under the normal build's address-space cap (which ASan's
+#   terabytes of shadow memory rule out); a failed operator new in qtorch still aborts: a finding.
+# - The suite minus the two training runs on digits and the fresh-process deploy test (minutes,
+#   no op coverage of their own); the property and fuzz tests with more examples than make test.
 SANITIZE := address,undefined,float-cast-overflow
-SANITIZE_TESTS := tests/test_quantize.py tests/test_properties.py tests/test_fuzz.py \
-	tests/test_linear.py::test_static_linear_matches_float_reference tests/test_conv.py -k "not native and not script"
-SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	LD_PRELOAD=$$($(CXX) -print-file-name=libasan.so)
+SANITIZE_TESTS := tests -k "not digits and not fresh_processes"
+SANITIZE_ENV := ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:max_allocation_size_mb=8192 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so)"
 
 test-sanitize: test-sanitize-kernels test-sanitize-python
 
@@ -89,14 +96,15 @@ test-sanitize-kernels:
 test-sanitize-python: $(STAMP)
 	QTORCH_SANITIZE=$(SANITIZE) $(PY) setup.py -q build_ext --build-lib $(BUILD)/sanitize/lib \
 	  --build-temp $(BUILD)/sanitize/temp
-	$(SANITIZE_ENV) QTORCH_LIBRARY=$$(ls $(BUILD)/sanitize/lib/qtorch/_C*.so) \
+	$(SANITIZE_ENV) QTORCH_LIBRARY=$$(ls $(BUILD)/sanitize/lib/qtorch/_C*.so) HYPOTHESIS_PROFILE=sanitize \
 	  $(PY) -m pytest -q -p no:cacheprovider $(SANITIZE_TESTS)
 
 # The long fuzzing and property run (the CI profile runs a few examples per op).
 fuzz: build
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q tests/test_fuzz.py tests/test_properties.py
 
-# Tests past 2^31 elements: ~11 GB of memory.
+# Tests past 2^31 elements: quantize, dequantize, add, cat on 2^31+5 elements, on 1 and 2 threads.
+# Measured: 11.3 GB peak resident, 40 s on the 2-core machine.
 test-slow: build
 	QTORCH_BIG_TENSORS=1 $(PY) -m pytest -q -m slow tests/test_stress.py
 

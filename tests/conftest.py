@@ -29,7 +29,7 @@ def _fresh_seed():
 
 
 # Hypothesis budgets (tests/test_properties.py, tests/test_fuzz.py): "ci" keeps the suite quick,
-# "fuzz" is the long run of make fuzz. HYPOTHESIS_PROFILE selects one.
+# "fuzz" is the long run of make fuzz, "sanitize" that of make test-sanitize. HYPOTHESIS_PROFILE selects one.
 def _register_hypothesis_profiles():
     import os
 
@@ -38,6 +38,9 @@ def _register_hypothesis_profiles():
     quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     settings.register_profile("ci", max_examples=15, deadline=None, suppress_health_check=quiet, print_blob=True)
     settings.register_profile("fuzz", max_examples=600, deadline=None, suppress_health_check=quiet, print_blob=True)
+    # make test-sanitize: the instrumented build is ~3x slower, and finds what the normal one cannot.
+    settings.register_profile("sanitize", max_examples=40, deadline=None, suppress_health_check=quiet,
+                              print_blob=True)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
