@@ -17,20 +17,41 @@ inline bool input_coord(size_t o, size_t k, size_t stride, size_t pad, size_t di
   return true;
 }
 
-// Copies the kernel_h rows of an interior window, `chunks` 16-byte pieces
-// each: up to 15 bytes past each row are read and overwritten (the caller
-// guarantees both are harmless). Small piece counts get straight-line code.
-inline void copy_window(uint8_t* dst, const uint8_t* src, size_t kernel_h, size_t row_bytes, size_t kernel_row_step,
-                        size_t chunks) {
-  switch (chunks) {
-    case 1:
-      for (size_t kh = 0; kh < kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, 16);
-      return;
-    case 2:
-      for (size_t kh = 0; kh < kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, 32);
-      return;
-    default:  // wide rows: the C library's copy uses the widest vectors the CPU has
-      for (size_t kh = 0; kh < kernel_h; ++kh) std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, row_bytes);
+// A run of interior windows of one output row: window i starts at src + i *
+// step in the input and goes to row i of dst (rows ld bytes apart).
+struct WindowRun {
+  size_t kernel_h, row_bytes, kernel_row_step;  // kernel rows: bytes each, input bytes apart
+  size_t step, ld;
+  size_t k, tail;  // a row's window bytes, then its pad bytes
+  uint8_t pad_value;
+};
+
+// The pad bytes after a row's k: one 4-byte store when there are at most 4
+// (its overrun goes to the next row, written later, or to the caller's slack).
+inline void pad_row_tail(uint8_t* row, size_t k, size_t tail, uint8_t pad_value) {
+  if (tail == 0) return;
+  if (tail <= 4) {
+    uint32_t pad4;
+    std::memset(&pad4, pad_value, 4);
+    std::memcpy(row + k, &pad4, 4);
+  } else {
+    std::memset(row + k, pad_value, tail);
+  }
+}
+
+// Copies `count` windows of a run, each kernel row as one Piece-byte copy
+// (16 or 32: up to Piece - 1 bytes past the row are read and overwritten, the
+// caller guarantees both are harmless), or with Piece == 0 exactly (the C
+// library's copy, which uses the widest vectors the CPU has). Out of line with
+// the run's constants in registers: this loop is most of the gather.
+template <size_t Piece>
+__attribute__((noinline)) void copy_windows(const WindowRun& run, const uint8_t* src, uint8_t* dst, size_t count) {
+  const WindowRun r = run;
+  for (size_t i = 0; i < count; ++i, src += r.step, dst += r.ld) {
+    for (size_t kh = 0; kh < r.kernel_h; ++kh) {
+      std::memcpy(dst + kh * r.row_bytes, src + kh * r.kernel_row_step, Piece ? Piece : r.row_bytes);
+    }
+    pad_row_tail(dst, r.k, r.tail, r.pad_value);
   }
 }
 
@@ -57,12 +78,13 @@ void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t chan
   // land inside the image are one contiguous run of input bytes.
   const bool runs = g.dilation_w == 1 && channels == g.pixel_stride;
   const size_t row_bytes = g.kernel_w * channels, k = g.kernel_h * row_bytes;
-  // Interior windows copy each kernel row in 16-byte pieces, so they read and
-  // write up to 15 bytes past it; the overrun lands in the next kernel row
-  // (copied next), past k (the pad is written afterwards, the next pixel's row
-  // later) or in the caller's slack. Reads stay inside the input (else exact copies).
-  const size_t chunks = (row_bytes + 15) / 16;
-  static_assert(kIm2colSlack >= 15, "the 16-byte pieces overrun a row by up to 15 bytes");
+  // Interior windows copy each narrow kernel row (up to 32 bytes) as one 16-
+  // or 32-byte piece, reading and writing up to 31 bytes past it; the overrun
+  // lands in the next kernel row (copied next), past k (the pad is written
+  // afterwards, the next pixel's row later) or in the caller's slack. Reads
+  // stay inside the input (the last windows copy exactly). Wider rows are copied exactly.
+  const size_t piece = row_bytes <= 16 ? 16 : row_bytes <= 32 ? 32 : 0;
+  static_assert(kIm2colSlack >= 31, "32-byte pieces overrun a row by up to 31 bytes");
   const size_t window_h = (g.kernel_h - 1) * g.dilation_h, window_w = (g.kernel_w - 1) * g.dilation_w;
   const size_t line = g.in_w * g.pixel_stride;
   const size_t kernel_row_step = g.dilation_h * line;  // input bytes between kernel rows
@@ -72,15 +94,8 @@ void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t chan
   interior_range(g.out_w, g.stride_w, g.pad_w, window_w, g.in_w, &inner_w_begin, &inner_w_end);
   // The pad bytes of a row (usually fewer than 4: K rounded up to a group).
   const size_t tail = ld - k;
-  uint32_t pad4;
-  std::memset(&pad4, pad_value, 4);
-  auto pad_tail = [&](uint8_t* dst) {
-    // One 4-byte store when there are at most 4 (its overrun goes to the next
-    // row, written later, or to the slack).
-    if (tail == 0) return;
-    if (tail <= 4) std::memcpy(dst + k, &pad4, 4);
-    else std::memset(dst + k, pad_value, tail);
-  };
+  auto pad_tail = [&](uint8_t* dst) { pad_row_tail(dst, k, tail, pad_value); };
+  const WindowRun run{g.kernel_h, row_bytes, kernel_row_step, g.stride_w * g.pixel_stride, ld, k, tail, pad_value};
 
   // Any window, border or not: kernel row by kernel row.
   auto gather_general = [&](uint8_t* out, const uint8_t* image, size_t oh, size_t ow) {
@@ -137,22 +152,20 @@ void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t chan
       pad_tail(dst);
     }
     if (ow < fast_end) {
-      const size_t step = g.stride_w * g.pixel_stride;
+      const size_t count = fast_end - ow;
       const uint8_t* src = image + (top - g.pad_h) * line + (ow * g.stride_w - g.pad_w) * g.pixel_stride;
-      // Bytes the pieces of a window read from its first byte on; windows
-      // that would read past the input (the very last ones) copy exactly.
-      const size_t reach = window_h * line + chunks * 16;
-      const size_t input_bytes = size_t(input_end - input);
-      for (; ow < fast_end; ++ow, dst += ld, src += step) {
-        if (size_t(src - input) + reach <= input_bytes) {
-          copy_window(dst, src, g.kernel_h, row_bytes, kernel_row_step, chunks);
-        } else {
-          for (size_t kh = 0; kh < g.kernel_h; ++kh) {
-            std::memcpy(dst + kh * row_bytes, src + kh * kernel_row_step, row_bytes);
-          }
-        }
-        pad_tail(dst);
-      }
+      // Bytes a window's pieces read from its first byte on; windows that
+      // would read past the input (the very last ones) copy exactly.
+      const size_t reach = window_h * line + piece;
+      const size_t offset = size_t(src - input), input_bytes = size_t(input_end - input);
+      const size_t safe =
+          offset + reach > input_bytes ? 0 : std::min(count, (input_bytes - reach - offset) / run.step + 1);
+      if (piece == 16) copy_windows<16>(run, src, dst, safe);
+      else if (piece == 32) copy_windows<32>(run, src, dst, safe);
+      else copy_windows<0>(run, src, dst, safe);
+      copy_windows<0>(run, src + safe * run.step, dst + safe * ld, count - safe);
+      ow = fast_end;
+      dst += count * ld;
     }
     for (; ow < ow_end; ++ow, dst += ld) {
       gather_general(dst, image, oh, ow);

@@ -25,7 +25,7 @@ struct ConvGeometry {
 
 // Bytes past the k bytes of a row that im2col_rows may overwrite: the caller
 // gives rows kIm2colSlack bytes of room after the last row's k bytes.
-constexpr size_t kIm2colSlack = 16;
+constexpr size_t kIm2colSlack = 32;
 
 // Rows [pixel_begin, pixel_end) of the im2col matrix of the channel slice
 // [channel_begin, channel_begin + channels): row r (output pixel pixel_begin + r,
