@@ -126,8 +126,11 @@ def test_depthwise_equals_grouped_gemm_bits():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_conv2d_independent_of_thread_count(threads):
-    x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem((2, 24, 13, 11, 40, 3, 1, 1, 1, 1), True)
+@pytest.mark.parametrize("case", [(2, 24, 13, 11, 40, 3, 1, 1, 1, 1),  # gathered rows
+                                  (1, 40, 7, 7, 72, 1, 1, 0, 1, 1)],   # direct 1x1, small image: split by columns
+                         ids=case_id)
+def test_conv2d_independent_of_thread_count(threads, case):
+    x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem(case, True)
     ref = float_reference(x, sx, zx, w, ws, wz, bias, s, p, d, g)
     sy, zy = output_params(ref)
     previous = torch.get_num_threads()

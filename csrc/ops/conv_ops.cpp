@@ -327,10 +327,21 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   // row in one task.
   int64_t tiles = ceil_div(ceil_div(pixels, max_tile), threads) * threads;
   tiles = std::max<int64_t>(1, std::min(tiles, pixels / 12));
-  const int64_t tile = ceil_div(ceil_div(pixels, tiles), 6) * 6;
+  int64_t tile = ceil_div(ceil_div(pixels, tiles), 6) * 6;
   tiles = ceil_div(pixels, tile);
-  // Split output channels too when tiles alone would leave threads idle.
   const int64_t blocks = (group_out + 15) / 16;
+  // A direct 1x1 layer on a small image (at most one row tile per thread):
+  // split the output channels instead. Each thread reads every row (nothing to
+  // gather) but only its share of the weights, and the shares are equal where
+  // 6-row tiles are not (49 pixels: 30 + 19 rows). Largest task alone, 1
+  // thread: 0.83 of the row split's time at 7x7, 0.95 at 14x14.
+  const bool split_columns = direct && p.groups == 1 && threads > 1 && pixels <= max_tile * threads &&
+                             blocks >= 2 * threads;
+  if (split_columns) {
+    tiles = 1;
+    tile = pixels;
+  }
+  // Split output channels too when tiles alone would leave threads idle.
   int64_t n_chunks = 1;
   if (tiles * p.groups < threads) n_chunks = std::min(blocks, ceil_div(threads, tiles * p.groups));
   const int64_t blocks_per_chunk = ceil_div(blocks, n_chunks);
