@@ -28,7 +28,7 @@ struct Problem {
   DepthwiseRequant rq;
 };
 
-void make_problem(Problem& pr, size_t pixels, size_t channels, size_t taps, bool relu) {
+void make_problem(Problem& pr, size_t pixels, size_t channels, size_t taps, bool relu, bool zero_points) {
   pr.pixels = pixels;
   pr.channels = channels;
   pr.taps = taps;
@@ -45,8 +45,7 @@ void make_problem(Problem& pr, size_t pixels, size_t channels, size_t taps, bool
   pr.weight.resize(channels * taps);
   for (int8_t& v : pr.weight) v = int8_t(random_int(-128, 127));
   pr.weight_zp.resize(channels);
-  // Most layers have symmetric weights (all zero points 0, the fast path); some do not.
-  const bool zero_points = random_int(0, 2) == 0;
+  // Symmetric weights (all zero points 0), or about half the channels with one.
   for (int32_t& z : pr.weight_zp) z = zero_points && random_int(0, 1) ? random_int(-128, 127) : 0;
   pr.packed.resize(depthwise_packed_size(channels, taps));
   pr.sums.resize(channels);
@@ -89,18 +88,20 @@ void check_family(DepthwiseFn DepthwiseUkernels::*fn, size_t fixed_taps) {
   for (size_t channels : channel_counts) {
     for (size_t taps : tap_counts) {
       if (fixed_taps != 0 && taps != fixed_taps) continue;
-      for (bool relu : {false, true}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool relu = variant & 1, zero_points = variant & 2;
         const size_t pixels = size_t(random_int(1, 6));
         const size_t out_stride = channels + size_t(random_int(0, 3));
         Problem pr;
-        make_problem(pr, pixels, channels, taps, relu);
+        make_problem(pr, pixels, channels, taps, relu, zero_points);
         const std::vector<uint8_t> want = reference(pr, out_stride);
         for (Isa isa : supported_isas()) {
           std::vector<uint8_t> got(pixels * out_stride, 0xab);
           (depthwise_ukernels(isa).*fn)(pixels, channels, taps, pr.indirection.data(), pr.packed.data(), pr.rq,
                                          got.data(), out_stride);
           if (got != want) {
-            std::fprintf(stderr, "  isa %s channels %zu taps %zu relu %d\n", isa_name(isa), channels, taps, relu);
+            std::fprintf(stderr, "  isa %s channels %zu taps %zu relu %d zero points %d\n", isa_name(isa), channels, taps,
+                         relu, zero_points);
           }
           CHECK(got == want);
         }
@@ -119,7 +120,7 @@ TEST(depthwise_pack_round_trip) {
   for (size_t channels : {1, 17, 64, 65, 161})
     for (size_t taps : {1, 9, 25}) {
       Problem pr;
-      make_problem(pr, 1, channels, taps, false);
+      make_problem(pr, 1, channels, taps, false, true);
       std::vector<int8_t> back(channels * taps);
       depthwise_unpack(channels, taps, pr.packed.data(), back.data());
       CHECK(back == pr.weight);
