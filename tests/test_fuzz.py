@@ -369,7 +369,7 @@ def recurrent_cell(float_cls, dtype, lstm):
 def transformer(encoder):
     def make():
         layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.0, batch_first=True)
-        m = dynamic(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False) if encoder else layer)
+        m = dynamic(nn.TransformerEncoder(layer, 1, enable_nested_tensor=False) if encoder else layer)
         return m, torch.randn(2, 5, 16)
     return make
 
