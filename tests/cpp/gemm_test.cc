@@ -360,7 +360,7 @@ TEST(gemm_amx_matches_scalar) {
 }
 
 TEST(gemm_float_range) {
-  for (size_t n : {1, 3, 7, 8, 15, 16, 17, 33, 100, 1001}) {
+  for (size_t n : {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 100, 256, 1001}) {
     for (int nan_at : {-1, 0, int(n) / 2, int(n) - 1}) {
       std::vector<float> x(n);
       for (float& v : x) v = uniform_float(-50.f, 50.f);

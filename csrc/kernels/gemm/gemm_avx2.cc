@@ -320,26 +320,41 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+// Two accumulator pairs hide the min/max latency and the lanes are reduced in
+// registers (short rows, e.g. per-row quantization, are dominated by the
+// reduction). min/max of a NaN keep the other operand, so NaN is tracked
+// apart; without NaN the extremes are the same values in any order.
 void float_range(size_t n, const float* x, float* min, float* max) {
-  __m256 vmin = _mm256_set1_ps(x[0]), vmax = vmin, unordered = _mm256_setzero_ps();
+  __m256 vmin0 = _mm256_set1_ps(x[0]), vmax0 = vmin0, vmin1 = vmin0, vmax1 = vmin0;
+  __m256 unordered = _mm256_setzero_ps();
   size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    vmin0 = _mm256_min_ps(v0, vmin0);
+    vmax0 = _mm256_max_ps(v0, vmax0);
+    vmin1 = _mm256_min_ps(v1, vmin1);
+    vmax1 = _mm256_max_ps(v1, vmax1);
+    unordered = _mm256_or_ps(unordered, _mm256_or_ps(_mm256_cmp_ps(v0, v0, _CMP_UNORD_Q),
+                                                     _mm256_cmp_ps(v1, v1, _CMP_UNORD_Q)));
+  }
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
-    vmin = _mm256_min_ps(v, vmin);  // v < vmin ? v : vmin, as the scalar step
-    vmax = _mm256_max_ps(v, vmax);
+    vmin0 = _mm256_min_ps(v, vmin0);
+    vmax0 = _mm256_max_ps(v, vmax0);
     unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
   }
-  alignas(32) float lo[8], hi[8];
-  _mm256_store_ps(lo, vmin);
-  _mm256_store_ps(hi, vmax);
+  __m256 vmin = _mm256_min_ps(vmin0, vmin1), vmax = _mm256_max_ps(vmax0, vmax1);
+  __m128 lo = _mm_min_ps(_mm256_castps256_ps128(vmin), _mm256_extractf128_ps(vmin, 1));
+  __m128 hi = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+  lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
+  hi = _mm_max_ps(hi, _mm_movehl_ps(hi, hi));
+  lo = _mm_min_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  hi = _mm_max_ss(hi, _mm_shuffle_ps(hi, hi, 1));
+  float lo_value = _mm_cvtss_f32(lo), hi_value = _mm_cvtss_f32(hi);
   bool nan = _mm256_movemask_ps(unordered) != 0;
-  *min = lo[0];
-  *max = hi[0];
-  for (int j = 1; j < 8; ++j) {
-    float_range_step(lo[j], min, max, &nan);
-    float_range_step(hi[j], min, max, &nan);
-  }
-  for (; i < n; ++i) float_range_step(x[i], min, max, &nan);
+  for (; i < n; ++i) float_range_step(x[i], &lo_value, &hi_value, &nan);
+  *min = lo_value;
+  *max = hi_value;
   float_range_finish(nan, min, max);
 }
 

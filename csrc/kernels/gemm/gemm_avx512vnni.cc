@@ -318,28 +318,32 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+// Two accumulator pairs hide the min/max latency, the tail is a masked step and
+// the lanes are reduced in registers (short rows, e.g. per-row quantization,
+// are dominated by the reduction). min/max of a NaN keep the other operand, so
+// NaN is tracked apart; without NaN the extremes are the same values in any order.
 void float_range(size_t n, const float* x, float* min, float* max) {
-  __m512 vmin = _mm512_set1_ps(x[0]), vmax = vmin;
+  __m512 vmin0 = _mm512_set1_ps(x[0]), vmax0 = vmin0, vmin1 = vmin0, vmax1 = vmin0;
   __mmask16 unordered = 0;
   size_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(x + i);
-    vmin = _mm512_min_ps(v, vmin);  // v < vmin ? v : vmin, as the scalar step
-    vmax = _mm512_max_ps(v, vmax);
-    unordered |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+    vmin0 = _mm512_min_ps(v0, vmin0);
+    vmax0 = _mm512_max_ps(v0, vmax0);
+    vmin1 = _mm512_min_ps(v1, vmin1);
+    vmax1 = _mm512_max_ps(v1, vmax1);
+    unordered |= _mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q);
   }
-  alignas(64) float lo[16], hi[16];
-  _mm512_store_ps(lo, vmin);
-  _mm512_store_ps(hi, vmax);
-  bool nan = unordered != 0;
-  *min = lo[0];
-  *max = hi[0];
-  for (int j = 1; j < 16; ++j) {
-    float_range_step(lo[j], min, max, &nan);
-    float_range_step(hi[j], min, max, &nan);
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    vmin0 = _mm512_mask_min_ps(vmin0, m, v, vmin0);
+    vmax0 = _mm512_mask_max_ps(vmax0, m, v, vmax0);
+    unordered |= _mm512_mask_cmp_ps_mask(m, v, v, _CMP_UNORD_Q);
   }
-  for (; i < n; ++i) float_range_step(x[i], min, max, &nan);
-  float_range_finish(nan, min, max);
+  *min = _mm512_reduce_min_ps(_mm512_min_ps(vmin0, vmin1));
+  *max = _mm512_reduce_max_ps(_mm512_max_ps(vmax0, vmax1));
+  float_range_finish(unordered != 0, min, max);
 }
 
 }  // namespace

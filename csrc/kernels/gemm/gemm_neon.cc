@@ -293,27 +293,33 @@ void gemm_f32f16(size_t m, size_t n_begin, size_t n_end, const float* a, size_t 
   }
 }
 
+// Two accumulator pairs hide the min/max latency and the lanes are reduced in
+// registers (short rows, e.g. per-row quantization, are dominated by the
+// reduction). NaN lanes are caught by `ordered`; without NaN the extremes are
+// the same values in any order.
 void float_range(size_t n, const float* x, float* min, float* max) {
-  float32x4_t vmin = vdupq_n_f32(x[0]), vmax = vmin;
+  float32x4_t vmin0 = vdupq_n_f32(x[0]), vmax0 = vmin0, vmin1 = vmin0, vmax1 = vmin0;
   uint32x4_t ordered = vdupq_n_u32(~0u);
   size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const float32x4_t v0 = vld1q_f32(x + i), v1 = vld1q_f32(x + i + 4);
+    vmin0 = vminq_f32(v0, vmin0);
+    vmax0 = vmaxq_f32(v0, vmax0);
+    vmin1 = vminq_f32(v1, vmin1);
+    vmax1 = vmaxq_f32(v1, vmax1);
+    ordered = vandq_u32(ordered, vandq_u32(vceqq_f32(v0, v0), vceqq_f32(v1, v1)));
+  }
   for (; i + 4 <= n; i += 4) {
     const float32x4_t v = vld1q_f32(x + i);
-    vmin = vminq_f32(v, vmin);  // NaN lanes are caught by `ordered` below
-    vmax = vmaxq_f32(v, vmax);
+    vmin0 = vminq_f32(v, vmin0);
+    vmax0 = vmaxq_f32(v, vmax0);
     ordered = vandq_u32(ordered, vceqq_f32(v, v));
   }
-  float lo[4], hi[4];
-  vst1q_f32(lo, vmin);
-  vst1q_f32(hi, vmax);
+  float lo = vminvq_f32(vminq_f32(vmin0, vmin1)), hi = vmaxvq_f32(vmaxq_f32(vmax0, vmax1));
   bool nan = vminvq_u32(ordered) == 0;
-  *min = lo[0];
-  *max = hi[0];
-  for (int j = 1; j < 4; ++j) {
-    float_range_step(lo[j], min, max, &nan);
-    float_range_step(hi[j], min, max, &nan);
-  }
-  for (; i < n; ++i) float_range_step(x[i], min, max, &nan);
+  for (; i < n; ++i) float_range_step(x[i], &lo, &hi, &nan);
+  *min = lo;
+  *max = hi;
   float_range_finish(nan, min, max);
 }
 
