@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -97,14 +98,21 @@ inline ChannelParams check_channel_params(const at::Tensor& scales, const at::Te
   TORCH_CHECK_VALUE(zero_points.dim() == 1 && zero_points.numel() == channels, "zero_points must be 1-d with ",
                     channels, " elements (the size of the channel axis), got shape ", zero_points.sizes());
   ChannelParams p{scales.to(at::kFloat).contiguous(), zero_points.to(at::kInt).contiguous()};
-  const at::Tensor s = p.scales;
-  TORCH_CHECK_VALUE(s.numel() == 0 || (s.gt(0).all().item<bool>() && s.reciprocal().isfinite().all().item<bool>()),
-                    "scales must be positive and finite, got ", s);
+  // Checked in plain loops, not tensor ops: a dozen small torch calls cost more than
+  // dequantizing a few thousand channels.
+  const float* s = p.scales.const_data_ptr<float>();
+  TORCH_CHECK_VALUE(std::all_of(s, s + channels, [](float v) { return v > 0.f && std::isfinite(1.0f / v); }),
+                    "scales must be positive and finite, got ", p.scales);
   const auto range = dtype_range(dtype);
-  const at::Tensor z = zero_points.to(at::kLong);
-  TORCH_CHECK_VALUE(z.numel() == 0 || (z.ge(range.first).all().item<bool>() && z.le(range.second).all().item<bool>()),
-                    "zero_points must lie in [", range.first, ", ", range.second, "] for ", dtype_name(dtype),
-                    ", got ", zero_points);
+  // Zero points are range-checked before any narrowing to int32 could wrap them.
+  const at::Tensor z = zero_points.scalar_type() == at::kInt ? p.zero_points : zero_points.to(at::kLong).contiguous();
+  const auto in_range = [&](int64_t v) { return v >= range.first && v <= range.second; };
+  const bool zero_points_ok =
+      z.scalar_type() == at::kInt
+          ? std::all_of(z.const_data_ptr<int32_t>(), z.const_data_ptr<int32_t>() + channels, in_range)
+          : std::all_of(z.const_data_ptr<int64_t>(), z.const_data_ptr<int64_t>() + channels, in_range);
+  TORCH_CHECK_VALUE(zero_points_ok, "zero_points must lie in [", range.first, ", ", range.second, "] for ",
+                    dtype_name(dtype), ", got ", zero_points);
   return p;
 }
 
