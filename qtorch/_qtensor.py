@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from qtorch._dtypes import dtype_range, storage_dtype
+from qtorch._dtypes import dtype_range, quint8, storage_dtype
 from qtorch._ops import ops
 
 _HANDLERS: Dict[Callable, Callable] = {}
@@ -453,6 +453,21 @@ def quantize_per_channel(input: torch.Tensor, scales: torch.Tensor, zero_points:
     scales, zero_points = torch.as_tensor(scales), torch.as_tensor(zero_points)
     data = ops.quantize_per_channel(_float32_input(input), scales, zero_points, axis, plain)
     return QTensor(data, scales, zero_points, axis)
+
+
+def quantize_per_row_dynamic(input: torch.Tensor, dtype: torch.dtype = quint8,
+                             reduce_range: bool = False) -> QTensor:
+    """Quantizes each row (each index of dim 0) with parameters chosen from that row's own range.
+
+    A row's parameters are those of classic dynamic quantization (``torch.quantize_per_tensor_dynamic``
+    on that row alone): its range widened to hold 0, ``scale = (max - min) / (qmax - qmin)`` and the
+    zero point that maps ``min`` (or ``max``) onto ``qmin`` (``qmax``), with ``[qmin, qmax]`` the
+    dtype's range, halved under ``reduce_range``. The result is a per-channel QTensor with axis 0
+    (``dequantize()`` inverts it). Rows holding NaN or infinity raise ValueError.
+    """
+    data, scales, zero_points = ops.quantize_per_row_dynamic(_float32_input(input), storage_dtype(dtype),
+                                                             bool(reduce_range))
+    return QTensor(data, scales, zero_points, 0)
 
 
 def _method_handler(name: str) -> Callable:

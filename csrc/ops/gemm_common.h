@@ -1,6 +1,7 @@
 // Helpers shared by the ops built on the GEMM kernels (linear_ops.cpp,
 // rnn_ops.cpp): packed-weight shapes and checks, validated linear arguments,
-// the threaded GEMM driver and the classic dynamic quantization parameters.
+// the threaded GEMM driver and the classic dynamic quantization parameters
+// (also quantize_ops.cpp's per-row dynamic quantization).
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -136,15 +137,20 @@ inline void run_gemm(const at::Tensor& rows, const LinearArgs& args, const Outpu
   run_gemm(rows.const_data_ptr<uint8_t>(), m, m > 1 ? rows.stride(0) : args.k, args, p, c, ldc);
 }
 
-// The classic dynamic quantization parameters (torch's ChooseQuantizationParams
-// with qmin 0, qmax 255 or 127 under reduce_range): the range always holds 0.
+// The classic dynamic quantization parameters: torch's ChooseQuantizationParams
+// (preserve_sparsity and power-of-two scales off) for the integer range
+// [qmin, qmax], as torch.quantize_per_tensor_dynamic computes them. The range
+// always holds 0; min and max must be finite.
+//   scale = (max(max, 0) - min(min, 0)) / (qmax - qmin) in double, 0.1 when that
+//           is 0 in float, raised to 6.1e-5 when smaller (min/max rescaled);
+//   zero point = qmin - min/scale or qmax - max/scale (the one with the smaller
+//           error term), clamped to [qmin, qmax], rounded half to even.
 struct DynamicParams {
   float scale;
   int32_t zero_point;
 };
 
-inline DynamicParams choose_dynamic_params(float min, float max, bool reduce_range) {
-  const int32_t qmin = 0, qmax = reduce_range ? 127 : 255;
+inline DynamicParams choose_quantization_params(float min, float max, int32_t qmin, int32_t qmax) {
   min = std::min(min, 0.f);
   max = std::max(max, 0.f);
   double scale = (double(max) - min) / (qmax - qmin);
@@ -172,6 +178,11 @@ inline DynamicParams choose_dynamic_params(float min, float max, bool reduce_ran
   else if (initial > qmax) zp = qmax;
   else zp = int32_t(std::nearbyint(initial));
   return {float(scale), zp};
+}
+
+// Dynamic Linear's uint8 activations: qmin 0, qmax 255, or 127 under reduce_range.
+inline DynamicParams choose_dynamic_params(float min, float max, bool reduce_range) {
+  return choose_quantization_params(min, max, 0, reduce_range ? 127 : 255);
 }
 
 inline void check_packed_fp16(const at::Tensor& packed, int64_t out_features) {

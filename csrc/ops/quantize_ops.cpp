@@ -1,11 +1,16 @@
 // quantize / dequantize / requantize: float32 <-> plain integer tensors with
-// explicit parameters, per tensor or per channel along any axis.
+// explicit parameters, per tensor or per channel along any axis; and per-row
+// dynamic quantization, which chooses each row's parameters from its range.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <atomic>
+#include <tuple>
 #include <vector>
 
 #include "checks.h"
+#include "gemm/gemm.h"
+#include "gemm_common.h"
 #include "quantize/quantize.h"
 
 namespace qtorch {
@@ -226,6 +231,76 @@ at::Tensor requantize_per_tensor(const at::Tensor& input, double in_scale, int64
   return y;
 }
 
+// Per-row dynamic quantization: row r is input[r] (dim 0; the other dims
+// flattened in row-major order). Each row's parameters are the classic dynamic
+// ones of its own range (choose_quantization_params over [qmin, qmax] of dtype,
+// halved under reduce_range: what torch.quantize_per_tensor_dynamic gives that
+// row alone; an empty row has range [0, 0]); the row is then quantized in the
+// per-channel (two-step) form, so q equals quantize_per_channel(input, scales,
+// zero_points, 0, dtype), and dequantize_per_channel(q, scales, zero_points, 0)
+// inverts it. A row holding NaN or +-inf has no range: ValueError.
+// Returns (q [input's shape, contiguous], scales float32 [rows], zero_points int32 [rows]).
+template <typename Q>
+int64_t quantize_rows_impl(const float* src, Q* dst, float* scales, int32_t* zero_points, int64_t rows,
+                           int64_t cols, int32_t qmin, int32_t qmax, kernels::FloatRangeFn range,
+                           kernels::QuantizeFn<Q> quantize) {
+  std::atomic<int64_t> first_bad_row{rows};
+  const int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* x = src + r * cols;
+      float lo = 0.f, hi = 0.f;
+      if (cols > 0) range(cols, x, &lo, &hi);
+      if (!std::isfinite(lo) || !std::isfinite(hi)) {
+        int64_t seen = first_bad_row.load();
+        while (r < seen && !first_bad_row.compare_exchange_weak(seen, r)) {
+        }
+        continue;
+      }
+      const DynamicParams p = choose_quantization_params(lo, hi, qmin, qmax);
+      scales[r] = p.scale;
+      zero_points[r] = p.zero_point;
+      quantize(cols, x, dst + r * cols, 1.0f / p.scale, p.zero_point);
+    }
+  });
+  return first_bad_row.load();
+}
+
+void check_row_dtype(at::ScalarType dtype) {
+  TORCH_CHECK_TYPE(dtype == at::kByte || dtype == at::kChar, "dtype must be torch.uint8 or torch.int8, got ",
+                   dtype_name(dtype));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_per_row_dynamic(const at::Tensor& input,
+                                                                         at::ScalarType dtype, bool reduce_range) {
+  check_float_input(input, "input");
+  check_row_dtype(dtype);
+  TORCH_CHECK_VALUE(input.dim() >= 1, "input must have at least 1 dimension (rows along dim 0), got a 0-d tensor");
+  const at::Tensor x = input.contiguous();
+  const int64_t rows = x.size(0), cols = rows == 0 ? 0 : x.numel() / rows;
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(dtype));
+  at::Tensor scales = at::empty({rows}, x.options());
+  at::Tensor zero_points = at::empty({rows}, x.options().dtype(at::kInt));
+  auto qrange = dtype_range(dtype);
+  // torch's reduce_range halves both ends (C++ division: -128 -> -64).
+  const int32_t qmin = int32_t(reduce_range ? qrange.first / 2 : qrange.first);
+  const int32_t qmax = int32_t(reduce_range ? qrange.second / 2 : qrange.second);
+  const kernels::FloatRangeFn range = kernels::gemm_ukernels().float_range;
+  const QuantizeUkernels& k = quantize_ukernels();
+  const float* src = x.const_data_ptr<float>();
+  float* s = scales.data_ptr<float>();
+  int32_t* z = zero_points.data_ptr<int32_t>();
+  const int64_t bad_row =
+      dtype == at::kByte
+          ? quantize_rows_impl<uint8_t>(src, y.data_ptr<uint8_t>(), s, z, rows, cols, qmin, qmax, range,
+                                        k.quantize_channel_u8)
+          : quantize_rows_impl<int8_t>(src, static_cast<int8_t*>(y.data_ptr()), s, z, rows, cols, qmin, qmax, range,
+                                       k.quantize_channel_s8);
+  TORCH_CHECK_VALUE(bad_row == rows, "input must be finite: per-row dynamic quantization takes each row's range "
+                    "from its values, but row ", bad_row, " holds NaN or infinity");
+  return {y, scales, zero_points};
+}
+
 // Fake (meta) kernels: shapes, dtypes and memory format only.
 at::Tensor quantize_per_tensor_meta(const at::Tensor& input, double, int64_t, at::ScalarType dtype) {
   check_quantized_dtype(dtype, "dtype");
@@ -242,6 +317,14 @@ at::Tensor dequantize_per_tensor_meta(const at::Tensor& input, double, int64_t) 
 at::Tensor dequantize_per_channel_meta(const at::Tensor& input, const at::Tensor&, const at::Tensor&, int64_t) {
   return at::empty_like(input, meta_options(input).dtype(at::kFloat));
 }
+std::tuple<at::Tensor, at::Tensor, at::Tensor> quantize_per_row_dynamic_meta(const at::Tensor& input,
+                                                                              at::ScalarType dtype, bool) {
+  check_row_dtype(dtype);
+  TORCH_CHECK_VALUE(input.dim() >= 1, "input must have at least 1 dimension (rows along dim 0), got a 0-d tensor");
+  const at::TensorOptions o = meta_options(input);
+  return {at::empty(input.sizes(), o.dtype(dtype)), at::empty({input.size(0)}, o.dtype(at::kFloat)),
+          at::empty({input.size(0)}, o.dtype(at::kInt))};
+}
 at::Tensor requantize_per_tensor_meta(const at::Tensor& input, double, int64_t, double, int64_t,
                                       at::ScalarType dtype) {
   return at::empty_like(input, meta_options(input).dtype(dtype));
@@ -256,6 +339,8 @@ TORCH_LIBRARY_FRAGMENT(qtorch, m) {
   m.def("dequantize_per_channel(Tensor input, Tensor scales, Tensor zero_points, int axis) -> Tensor");
   m.def("requantize_per_tensor(Tensor input, float in_scale, int in_zero_point, float out_scale, "
         "int out_zero_point, ScalarType dtype) -> Tensor");
+  m.def("quantize_per_row_dynamic(Tensor input, ScalarType dtype, bool reduce_range=False) "
+        "-> (Tensor q, Tensor scales, Tensor zero_points)");
 }
 
 TORCH_LIBRARY_IMPL(qtorch, CPU, m) {
@@ -264,6 +349,7 @@ TORCH_LIBRARY_IMPL(qtorch, CPU, m) {
   m.impl("dequantize_per_tensor", &dequantize_per_tensor);
   m.impl("dequantize_per_channel", &dequantize_per_channel);
   m.impl("requantize_per_tensor", &requantize_per_tensor);
+  m.impl("quantize_per_row_dynamic", &quantize_per_row_dynamic);
 }
 
 TORCH_LIBRARY_IMPL(qtorch, Meta, m) {
@@ -272,6 +358,7 @@ TORCH_LIBRARY_IMPL(qtorch, Meta, m) {
   m.impl("dequantize_per_tensor", &dequantize_per_tensor_meta);
   m.impl("dequantize_per_channel", &dequantize_per_channel_meta);
   m.impl("requantize_per_tensor", &requantize_per_tensor_meta);
+  m.impl("quantize_per_row_dynamic", &quantize_per_row_dynamic_meta);
 }
 
 }  // namespace ops
