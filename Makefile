@@ -109,7 +109,16 @@ fuzz: build
 test-slow: build
 	QTORCH_BIG_TENSORS=1 $(PY) -m pytest -q -m slow tests/test_stress.py
 
-bench: build
+# The `bench` extra of setup.py, without reinstalling qtorch: fbgemm-gpu-cpu 1.8.0 (the release that
+# imports beside torch 2.13.0) is a second peer of the row-wise cases. --no-deps: its only requirement
+# is numpy (already installed), and nothing may replace the pinned torch.
+BENCH_STAMP := $(VENV)/.qtorch-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps fbgemm-gpu-cpu==1.8.0
+	$(PY) -m pip install -q matplotlib
+	touch $(BENCH_STAMP)
+
+bench: build $(BENCH_STAMP)
 	$(PY) -m benchmarks
 
 bench-quick: build

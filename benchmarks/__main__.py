@@ -50,8 +50,9 @@ def main(argv=None) -> int:
             results.append(result)
             best = result.best_native
             ratio = f"{result.ratio(best):.2f}" if best else "-"
+            others = "".join(f"  {n}/qtorch {result.ratio(n):.2f}" for n in report.peers(result))
             print(f"{case.group:12s} {case.name:48s} {threads}t  qtorch {result.timings['qtorch'].median_us:9.1f} us  "
-                  f"native/qtorch {ratio}", flush=True)
+                  f"native/qtorch {ratio}{others}", flush=True)
     torch.set_num_threads(max(args.threads))
 
     table = report.markdown(results)

@@ -2,7 +2,9 @@
 
 A benchmark case is a set of contenders doing the same work: "qtorch", native
 torch's quantized op under one or more engines ("native-x86", "native-fbgemm",
-"native-onednn"), and optionally "float32". Repeats rotate through the
+"native-onednn"), optionally "float32", and optionally other libraries'
+implementations (any other name, e.g. "fbgemm_gpu": reported with their own
+ratio, never counted as native). Repeats rotate through the
 contenders so that noise (other processes, frequency changes) hits all of them
 alike; the result is each contender's median time and the ratio
 best-native / qtorch (> 1 means qtorch is faster).

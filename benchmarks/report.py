@@ -32,22 +32,43 @@ def _rate(r: Result) -> str:
     return ""
 
 
+def peers(r: Result) -> List[str]:
+    """Contenders from other libraries (e.g. fbgemm_gpu): neither qtorch, native torch nor float32."""
+    return [n for n in r.timings if n != "qtorch" and n != "float32" and not n.startswith("native")]
+
+
 def markdown(results: List[Result]) -> str:
     lines = ["| group | case | threads | qtorch us | best native us (engine) | native/qtorch | per engine | "
-             "float32/qtorch | qtorch rate |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "float32/qtorch | other peers/qtorch | qtorch rate |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         best = r.best_native
         per_engine = ", ".join(f"{n.partition('-')[2] or 'default'} {r.ratio(n):.2f}" for n in r.timings if n.startswith("native"))
         fp = f"{r.ratio('float32'):.2f}" if "float32" in r.timings else ""
         best_cell = f"{r.timings[best].median_us:.1f} ({best.partition('-')[2] or 'default'})" if best else ""
         ratio = f"**{r.ratio(best):.2f}**" if best else ""
+        others = ", ".join(f"{n} {r.ratio(n):.2f}" for n in peers(r))
         lines.append(f"| {r.group} | {r.name} | {r.threads} | {r.timings['qtorch'].median_us:.1f} | {best_cell} | "
-                     f"{ratio} | {per_engine} | {fp} | {_rate(r)} |")
+                     f"{ratio} | {per_engine} | {fp} | {others} | {_rate(r)} |")
     lines.append("")
     for group, ratios in group_means(results).items():
         lines.append(f"- {group}: geometric mean native/qtorch {ratios:.2f}")
+    for peer, ratios in peer_means(results).items():
+        lines.append(f"- {peer}: geometric mean {peer}/qtorch {ratios:.2f} over the cases it runs")
     return "\n".join(lines)
+
+
+def _geomean(values: List[float]) -> float:
+    return math.exp(sum(math.log(x) for x in values) / len(values))
+
+
+def peer_means(results: List[Result]) -> Dict[str, float]:
+    """Per other peer, the geometric mean of peer/qtorch over the cases where it ran."""
+    ratios: Dict[str, List[float]] = {}
+    for r in results:
+        for n in peers(r):
+            ratios.setdefault(n, []).append(r.ratio(n))
+    return {n: _geomean(v) for n, v in ratios.items()}
 
 
 def group_means(results: List[Result]) -> Dict[str, float]:
@@ -55,7 +76,7 @@ def group_means(results: List[Result]) -> Dict[str, float]:
     for r in results:
         if r.best_native:
             groups.setdefault(r.group, []).append(r.ratio(r.best_native))
-    return {g: math.exp(sum(math.log(x) for x in v) / len(v)) for g, v in groups.items()}
+    return {g: _geomean(v) for g, v in groups.items()}
 
 
 def write_json(results: List[Result], path: str) -> None:
