@@ -171,6 +171,40 @@ def check_dequantize_per_channel(case, out):
     assert torch.equal(out, (q.double() - z).float() * s)
 
 
+def draw_quantize_per_row_dynamic(draw) -> Case:
+    gen = generator(draw)
+    dtype = draw(st.sampled_from([torch.uint8, torch.int8]))
+    shape = draw(st.lists(SIDES, min_size=1, max_size=3))
+    rows = torch.randn(shape, generator=gen).reshape(shape[0], -1) if shape[0] else torch.randn(shape)
+    if shape[0]:
+        # Each row its own magnitude and offset: all-positive, all-negative, mixed, tiny.
+        magnitude = 2.0 ** (torch.randn(shape[0], 1, generator=gen) * 8)
+        rows = (rows + torch.randn(shape[0], 1, generator=gen) * 2) * magnitude
+    return Case((draw_layout(draw, rows.reshape(shape)), dtype, draw(st.booleans())))
+
+
+def check_quantize_per_row_dynamic(case, out):
+    x, dtype, reduce_range = case.args
+    q, scales, zps = out
+    lo_q, hi_q = QRANGE[dtype]
+    if reduce_range:
+        lo_q, hi_q = int(lo_q / 2), int(hi_q / 2)
+    rows = x.shape[0]
+    assert q.shape == x.shape and q.dtype == dtype and scales.shape == zps.shape == (rows,)
+    if rows == 0:
+        return
+    flat = x.reshape(rows, -1).double()
+    lo = flat.amin(1).clamp(max=0) if flat.shape[1] else torch.zeros(rows, dtype=torch.float64)
+    hi = flat.amax(1).clamp(min=0) if flat.shape[1] else torch.zeros(rows, dtype=torch.float64)
+    want = (hi - lo) / (hi_q - lo_q)
+    plain = want.float() >= 6.1e-5  # no tiny-scale rule: the scale spans the row's range
+    assert torch.allclose(scales.double()[plain], want[plain], rtol=1e-6, atol=0)
+    assert (scales[~plain] == torch.where(want[~plain] == 0, 0.1, 6.1e-5).float()).all()
+    assert ((zps >= lo_q) & (zps <= hi_q)).all()
+    s, z = scales.double()[:, None], zps.double()[:, None]
+    within_one(q.reshape(rows, -1), torch.clamp(torch.round(flat / s) + z, lo_q, hi_q))
+
+
 def draw_requantize_per_tensor(draw) -> Case:
     gen = generator(draw)
     src, dst = draw(st.sampled_from([torch.uint8, torch.int8])), draw(st.sampled_from([torch.uint8, torch.int8]))
@@ -701,6 +735,7 @@ SPECS: List[OpSpec] = [
     OpSpec("dequantize_per_tensor", draw_dequantize_per_tensor, check_dequantize_per_tensor),
     OpSpec("dequantize_per_channel", draw_dequantize_per_channel, check_dequantize_per_channel),
     OpSpec("requantize_per_tensor", draw_requantize_per_tensor, check_requantize_per_tensor),
+    OpSpec("quantize_per_row_dynamic", draw_quantize_per_row_dynamic, check_quantize_per_row_dynamic),
     OpSpec("linear_prepack", draw_linear_prepack, check_linear_prepack),
     OpSpec("linear_unpack", draw_linear_unpack, check_unpack),
     OpSpec("linear", draw_static_linear, static_linear_checker(relu=False)),
