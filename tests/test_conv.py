@@ -127,7 +127,8 @@ def test_depthwise_equals_grouped_gemm_bits():
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", [(2, 24, 13, 11, 40, 3, 1, 1, 1, 1),  # gathered rows
-                                  (1, 40, 7, 7, 72, 1, 1, 0, 1, 1)],   # direct 1x1, small image: split by columns
+                                  (1, 40, 7, 7, 72, 1, 1, 0, 1, 1),    # direct 1x1, small image: split by columns
+                                  (1, 512, 7, 7, 48, 3, 1, 1, 1, 1)],  # 3 tiles on 2 threads: split by columns too
                          ids=case_id)
 def test_conv2d_independent_of_thread_count(threads, case):
     x, sx, zx, w, ws, wz, bias, s, p, d, g = random_problem(case, True)

@@ -341,9 +341,16 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
     tiles = 1;
     tile = pixels;
   }
-  // Split output channels too when tiles alone would leave threads idle.
+  // Split output channels too when tiles alone would leave threads idle, or
+  // when few tiles do not divide among the threads (rounding the tile to 6
+  // rows: 49 pixels on 2 threads make 3 tiles of 18, 18 and 13, i.e. one thread
+  // does twice the other's work). Tasks run chunk by chunk (see below), so with
+  // a chunk per thread each thread computes its own output channels of every
+  // tile: equal work, at the price of gathering each tile once per chunk.
+  const int64_t units = tiles * p.groups;
   int64_t n_chunks = 1;
-  if (tiles * p.groups < threads) n_chunks = std::min(blocks, ceil_div(threads, tiles * p.groups));
+  if (units < threads) n_chunks = std::min(blocks, ceil_div(threads, units));
+  else if (units % threads != 0 && units < 8 * threads) n_chunks = std::min(blocks, threads);
   const int64_t blocks_per_chunk = ceil_div(blocks, n_chunks);
   n_chunks = ceil_div(blocks, blocks_per_chunk);
 
@@ -364,7 +371,8 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
     // Uninitialised: im2col_rows writes every byte the GEMM reads.
     const std::unique_ptr<uint8_t[]> rows(direct ? nullptr : new uint8_t[size_t(tile) * k_rows + kernels::kIm2colSlack]);
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t chunk = task % n_chunks, group = task / n_chunks % p.groups, t = task / n_chunks / p.groups;
+      // Chunk-major: parallel_for hands each thread a contiguous range of tasks.
+      const int64_t chunk = task / units, group = task % units % p.groups, t = task % units / p.groups;
       const int64_t m0 = t * tile, m = std::min(tile, pixels - m0);
       const size_t n_begin = size_t(chunk * blocks_per_chunk * 16);
       const size_t n_end = std::min<size_t>(size_t(group_out), n_begin + size_t(blocks_per_chunk) * 16);
