@@ -125,6 +125,31 @@ def test_depthwise_equals_grouped_gemm_bits():
     assert torch.equal(depthwise, grouped)
 
 
+@pytest.mark.parametrize("case", [(2, 16, 7, 7, 24, 3, 1, 1, 1, 1),    # top and bottom rows skip a kernel row
+                                  (1, 8, 1, 1, 8, 3, 1, 1, 1, 1),     # one row: only the middle kernel row
+                                  (1, 4, 2, 3, 8, 5, 1, 2, 1, 1),     # kernel taller than the image
+                                  (3, 8, 10, 9, 16, 3, 1, 2, 2, 1),   # dilation 2
+                                  (1, 12, 9, 7, 16, 3, 2, 1, 1, 1),   # stride 2, odd sizes
+                                  (1, 6, 6, 6, 12, 3, 1, 1, 1, 2),    # grouped, 9 bytes a kernel row: no skipping
+                                  (2, 16, 5, 5, 8, 1, 2, 0, 1, 1)],   # 1x1 stride 2: no padding
+                         ids=case_id)
+def test_zero_input_zero_point_padding_equals_explicit_zero_rows(case):
+    """With input zero point 0, kernel rows entirely in the padding are skipped (only the rows
+    inside the image are multiplied): the result must be the bits of the same convolution on
+    an input padded with explicit zeros (no padding left to skip), on every ISA."""
+    x, sx, _, w, ws, wz, bias, s, p, d, g = random_problem(case, per_channel=True,
+                                                           weight_zero_points=bool(torch.randint(0, 2, (1,))))
+    ref = float_reference(x, sx, 0, w, ws, wz, bias, s, p, d, g)
+    sy, zy = output_params(ref)
+    padded = F.pad(x, [p] * 4)  # zeros: the zero point
+    for isa in qtorch.supported_isas():
+        with qtorch.kernel_isa_scope(isa):
+            skipped = run_conv(x, sx, 0, w, ws, wz, bias, s, p, d, g, sy, zy)
+            explicit = run_conv(padded, sx, 0, w, ws, wz, bias, s, 0, d, g, sy, zy)
+        assert torch.equal(skipped, explicit), isa
+        assert (skipped.double() - quantize_reference(ref, sy, zy, False)).abs().max().item() <= 1, isa
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("case", [(2, 24, 13, 11, 40, 3, 1, 1, 1, 1),  # gathered rows
                                   (1, 40, 7, 7, 72, 1, 1, 0, 1, 1),    # direct 1x1, small image: split by columns

@@ -359,6 +359,15 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   // and the padded k (zero-filled), and the zero-point terms balance: the pad
   // adds (k_rows - k) * a_zp to each row sum and to the k * a_zp * b_zp term.
   const size_t k_rows = direct ? k : (k + kernels::kGemmGroupK - 1) / kernels::kGemmGroupK * kernels::kGemmGroupK;
+  // With a zero input zero point, padding is 0 in A: kernel rows that lie
+  // entirely in the padding add nothing, and each output row multiplies only
+  // its kernel rows inside the image (kernels::k_slice, same bits). A 3x3
+  // layer saves a third of the reduction on its top and bottom output rows:
+  // 9.5% of the work on a 7x7 image, 4.8% on 14x14. Slices start on a whole
+  // group of K, so a kernel row must hold a multiple of 4 bytes.
+  const size_t kernel_row_k = g.kernel_w * size_t(group_in);
+  const bool skip_padding_rows = !direct && a.input_zero_point == 0 && g.pad_h > 0 &&
+                                 kernel_row_k % kernels::kGemmGroupK == 0;
 
   bool any_weight_zp = false;
   const int32_t* zps = wp.zero_points.const_data_ptr<int32_t>();
@@ -388,7 +397,7 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
       out.c_zero_point = a.output_zero_point;
       out.relu = a.relu;
       out.output = kernels::GemmOutput::kUint8;
-      const kernels::PackedB b{weights + group * group_size, sums + channel0, size_t(group_out), k_rows};
+      const kernels::PackedB b = kernels::packed_b(weights + group * group_size, sums + channel0, size_t(group_out), k_rows);
       const uint8_t* a_rows;
       size_t lda;
       if (direct) {
@@ -400,8 +409,28 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
         a_rows = rows.get();
         lda = k_rows;
       }
-      gemm(size_t(m), n_begin, n_end, a_rows, lda, b, out, y + m0 * p.out_channels + channel0,
-           size_t(p.out_channels));
+      uint8_t* y_tile = y + m0 * p.out_channels + channel0;
+      if (!skip_padding_rows) {
+        gemm(size_t(m), n_begin, n_end, a_rows, lda, b, out, y_tile, size_t(p.out_channels));
+        continue;
+      }
+      // Runs of pixels whose output rows have the same kernel rows inside the image.
+      for (int64_t r = 0; r < m;) {
+        const size_t pixel = size_t(m0 + r);
+        const kernels::KernelRows inside = kernels::kernel_rows_inside(g, pixel / g.out_w % g.out_h);
+        int64_t end = r + int64_t(g.out_w - pixel % g.out_w);
+        while (end < m) {
+          const kernels::KernelRows next = kernels::kernel_rows_inside(g, size_t(m0 + end) / g.out_w % g.out_h);
+          if (next.first != inside.first || next.end != inside.end) break;
+          end += int64_t(g.out_w);
+        }
+        end = std::min(end, m);
+        const size_t k0 = inside.first * kernel_row_k;
+        const size_t k1 = inside.end == g.kernel_h ? k_rows : inside.end * kernel_row_k;
+        gemm(size_t(end - r), n_begin, n_end, a_rows + r * lda + k0, lda, kernels::k_slice(b, k0, k1 - k0), out,
+             y_tile + r * p.out_channels, size_t(p.out_channels));
+        r = end;
+      }
     }
   });
 }

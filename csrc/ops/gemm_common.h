@@ -60,7 +60,7 @@ inline LinearArgs check_linear_args(int64_t input_features, const at::Tensor& pa
   LinearArgs args;
   args.n = n;
   args.k = in_features;
-  args.b = {packed.const_data_ptr<int8_t>(), col_sums.const_data_ptr<int32_t>(), size_t(n), size_t(in_features)};
+  args.b = kernels::packed_b(packed.const_data_ptr<int8_t>(), col_sums.const_data_ptr<int32_t>(), size_t(n), size_t(in_features));
   TORCH_CHECK_TYPE(weight_scales.is_floating_point(), "weight_scales must be a floating-point tensor, got ",
                    dtype_name(weight_scales.scalar_type()));
   TORCH_CHECK_TYPE(!weight_zero_points.is_floating_point() && weight_zero_points.scalar_type() != at::kBool,

@@ -54,7 +54,7 @@ struct Problem {
     pipeline.c_zero_point = uniform_int(0, 255);
   }
 
-  PackedB packed_b() const { return {packed.data(), col_sums.data(), n, k}; }
+  PackedB packed_b() const { return kernels::packed_b(packed.data(), col_sums.data(), n, k); }
 
   int64_t exact(size_t i, size_t j) const {
     const int64_t bzp = b_zero_points[pipeline.b_per_channel ? j : 0] * (pipeline.b_zero_points ? 1 : 0);
@@ -169,11 +169,11 @@ TEST(gemm_extremes_no_overflow) {
         p.output = GemmOutput::kInt32;
         const int64_t want = int64_t(k) * (255 - a_zp) * w;
         std::vector<int32_t> c(m * n);
-        kGemmScalar.gemm_u8s8(m, 0, n, a.data(), k, {packed.data(), sums.data(), n, k}, p, c.data(), n);
+        kGemmScalar.gemm_u8s8(m, 0, n, a.data(), k, kernels::packed_b(packed.data(), sums.data(), n, k), p, c.data(), n);
         for (int32_t v : c) CHECK_EQ(int64_t(v), want);
         for (Isa isa : qtorch::testing::vector_isas()) {
           std::vector<int32_t> got(m * n);
-          gemm_ukernels(isa).gemm_u8s8(m, 0, n, a.data(), k, {packed.data(), sums.data(), n, k}, p, got.data(), n);
+          gemm_ukernels(isa).gemm_u8s8(m, 0, n, a.data(), k, kernels::packed_b(packed.data(), sums.data(), n, k), p, got.data(), n);
           CHECK(got == c);
         }
       }
@@ -210,6 +210,37 @@ TEST(gemm_isas_match_scalar) {
                c.data() + i * ldc, ldc);
         CHECK(same_bits(c, u8));
       }
+    }
+  });
+}
+
+// k_slice: with a zero activation zero point and A zero outside the slice, a
+// GEMM over the slice gives the whole GEMM's bits on every ISA (any slice
+// length, so also the K tail of a slice that ends inside a group).
+TEST(gemm_k_slice_matches_whole_where_a_is_zero_outside) {
+  for_each_problem([](const Problem& pr) {
+    if (pr.k < 8) return;
+    Problem q = pr;
+    q.pipeline.a_zero_point = 0;
+    const size_t k0 = size_t(uniform_int(0, int(q.k / 4) - 1)) * 4;
+    const size_t len = size_t(uniform_int(1, int(q.k - k0)));
+    for (size_t i = 0; i < q.m; ++i)
+      for (size_t kk = 0; kk < q.k; ++kk)
+        if (kk < k0 || kk >= k0 + len) q.a[i * q.lda + kk] = 0;
+    const size_t ldc = q.n;
+    const auto whole = q.run<uint8_t>(kGemmScalar.gemm_u8s8, GemmOutput::kUint8, ldc);
+    const auto whole_i32 = q.run<int32_t>(kGemmScalar.gemm_u8s8, GemmOutput::kInt32, ldc);
+    for (Isa isa : supported_isas()) {
+      const GemmFn fn = gemm_ukernels(isa).gemm_u8s8;
+      const PackedB slice = k_slice(q.packed_b(), k0, len);
+      OutputPipeline p = q.pipeline;
+      std::vector<uint8_t> c(q.m * ldc + 1, 77);
+      fn(q.m, 0, q.n, q.a.data() + k0, q.lda, slice, p, c.data(), ldc);
+      CHECK(same_bits(c, whole));
+      p.output = GemmOutput::kInt32;
+      std::vector<int32_t> c32(q.m * ldc + 1, 77);
+      fn(q.m, 0, q.n, q.a.data() + k0, q.lda, slice, p, c32.data(), ldc);
+      CHECK(same_bits(c32, whole_i32));
     }
   });
 }

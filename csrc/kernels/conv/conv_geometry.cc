@@ -68,6 +68,16 @@ inline void interior_range(size_t out, size_t stride, size_t pad, size_t window,
 
 }  // namespace
 
+KernelRows kernel_rows_inside(const ConvGeometry& g, size_t oh) {
+  KernelRows rows{0, 0};
+  size_t ih;
+  while (rows.first < g.kernel_h && !input_coord(oh, rows.first, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih))
+    ++rows.first;
+  rows.end = rows.first;
+  while (rows.end < g.kernel_h && input_coord(oh, rows.end, g.stride_h, g.pad_h, g.dilation_h, g.in_h, &ih)) ++rows.end;
+  return rows;
+}
+
 void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t channel_begin, size_t channels,
                  uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld) {
   // A local copy: stores through `rows` (uint8_t may alias anything) would

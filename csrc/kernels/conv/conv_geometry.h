@@ -35,6 +35,13 @@ constexpr size_t kIm2colSlack = 32;
 void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_begin, size_t channels,
                  uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld);
 
+// Kernel rows [first, end) of output row oh that read input rows: the others lie
+// entirely in the padding (first == end when all of them do).
+struct KernelRows {
+  size_t first, end;
+};
+KernelRows kernel_rows_inside(const ConvGeometry& g, size_t oh);
+
 // For output pixels [pixel_begin, pixel_end): taps() pointers each (row-major
 // over the window), to the input pixel's first channel or, for padding, to
 // `padding` (a buffer of input-zero-point bytes as long as a pixel).

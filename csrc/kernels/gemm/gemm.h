@@ -62,13 +62,33 @@ void pack_b(size_t n, size_t k, const int8_t* b, size_t ldb, int8_t* packed, int
 // The inverse: writes B ([N][K], row stride ldb) from packed.
 void unpack_b(size_t n, size_t k, const int8_t* packed, int8_t* b, size_t ldb);
 
-// A packed weight, as pack_b() left it.
+// Bytes from one block of 16 output channels to the next in a packed weight of reduction length k.
+inline size_t packed_b_block_stride(size_t k) {
+  return (k + kGemmGroupK - 1) / kGemmGroupK * kGemmGroupK * kGemmBlockN;
+}
+
+// A packed weight, as pack_b() left it, or a slice of its reduction (k_slice).
 struct PackedB {
-  const int8_t* data;       // packed_b_size(n, k) bytes
+  const int8_t* data;       // group 0 of block 0
   const int32_t* col_sums;  // n values
   size_t n;                 // output channels
   size_t k;                 // reduction length
+  size_t block_stride;      // bytes between blocks: packed_b_block_stride() of the whole weight's K
 };
+
+inline PackedB packed_b(const int8_t* data, const int32_t* col_sums, size_t n, size_t k) {
+  return {data, col_sums, n, k, packed_b_block_stride(k)};
+}
+
+// Reduction indices [k0, k0 + k) of b (k0 a multiple of kGemmGroupK) as a weight of
+// their own, for a GEMM whose A values outside them are all zero with a zero
+// activation zero point: then every zero-point term vanishes (col_sums stay
+// those of the whole weight and are multiplied by 0) and the skipped products
+// are 0, so the result is the whole GEMM's, bit for bit. Convolutions use it to
+// skip kernel rows that lie entirely in the padding.
+inline PackedB k_slice(const PackedB& b, size_t k0, size_t k) {
+  return {b.data + k0 * kGemmBlockN, b.col_sums, b.n, k, b.block_stride};
+}
 
 enum class GemmOutput { kUint8, kDequantized, kFloat, kInt32 };
 

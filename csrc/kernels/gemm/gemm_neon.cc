@@ -218,7 +218,7 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
   if (m == 0 || n_begin >= n_end) return;
   const bool dot = neon_has_dotprod();
   const size_t k = b.k;
-  const size_t block_stride = (k + kGemmGroupK - 1) / kGemmGroupK * kGroupBytes;
+  const size_t block_stride = b.block_stride;
   const bool need_row_sums = gemm_has_b_zero_points(out, n_begin, n_end);
   const size_t bytes = gemm_output_bytes(out.output);
   for (size_t n0 = n_begin; n0 < n_end; n0 += kGemmBlockN) {

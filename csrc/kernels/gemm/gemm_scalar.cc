@@ -11,13 +11,12 @@ namespace {
 void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
                const OutputPipeline& out, void* c, size_t ldc) {
   const size_t k = b.k;
-  const size_t k_groups = (k + kGemmGroupK - 1) / kGemmGroupK;
   const bool need_row_sums = gemm_has_b_zero_points(out, n_begin, n_end);
   for (size_t i = 0; i < m; ++i) {
     const uint8_t* row = a + i * lda;
     const int32_t row_sum = need_row_sums ? gemm_row_sum(row, k) : 0;
     for (size_t n = n_begin; n < n_end; ++n) {
-      const int8_t* block = b.data + (n / kGemmBlockN) * k_groups * kGemmBlockN * kGemmGroupK;
+      const int8_t* block = b.data + (n / kGemmBlockN) * b.block_stride;
       const size_t lane = n % kGemmBlockN;
       int32_t acc = 0;
       for (size_t kk = 0; kk < k; ++kk) {
