@@ -94,3 +94,30 @@ TEST(indirection_matches_the_window) {
     }
   }
 }
+
+TEST(kernel_rows_inside_are_the_rows_of_the_window_in_the_image) {
+  for (int trial = 0; trial < 500; ++trial) {
+    const ConvGeometry g = random_geometry(1);
+    for (size_t oh = 0; oh < g.out_h; ++oh) {
+      const KernelRows rows = kernel_rows_inside(g, oh);
+      CHECK(rows.first <= rows.end && rows.end <= g.kernel_h);
+      for (size_t kh = 0; kh < g.kernel_h; ++kh) {
+        const long ih = long(oh * g.stride_h + kh * g.dilation_h) - long(g.pad_h);
+        CHECK_EQ(ih >= 0 && ih < long(g.in_h), kh >= rows.first && kh < rows.end);
+      }
+    }
+  }
+}
+
+TEST(nchw_to_nhwc_transposes_any_pixel_range) {
+  for (size_t channels : {1, 3, 31, 32, 33, 70}) {
+    const size_t pixels = pick(1, 200);
+    std::vector<uint8_t> nchw(channels * pixels), nhwc(channels * pixels, 0), want(channels * pixels, 0);
+    for (uint8_t& v : nchw) v = uint8_t(pick(0, 255));
+    const size_t begin = pick(0, pixels - 1), end = pick(begin, pixels);
+    for (size_t p = begin; p < end; ++p)
+      for (size_t c = 0; c < channels; ++c) want[p * channels + c] = nchw[c * pixels + p];
+    nchw_to_nhwc(channels, pixels, begin, end, nchw.data(), nhwc.data());
+    CHECK(nhwc == want);
+  }
+}

@@ -68,6 +68,19 @@ inline void interior_range(size_t out, size_t stride, size_t pad, size_t window,
 
 }  // namespace
 
+void nchw_to_nhwc(size_t channels, size_t pixels, size_t pixel_begin, size_t pixel_end, const uint8_t* nchw,
+                  uint8_t* nhwc) {
+  constexpr size_t kBlock = 32;
+  for (size_t p0 = pixel_begin; p0 < pixel_end; p0 += kBlock) {
+    const size_t p1 = std::min(pixel_end, p0 + kBlock);
+    for (size_t c0 = 0; c0 < channels; c0 += kBlock) {
+      const size_t c1 = std::min(channels, c0 + kBlock);
+      for (size_t p = p0; p < p1; ++p)
+        for (size_t c = c0; c < c1; ++c) nhwc[p * channels + c] = nchw[c * pixels + p];
+    }
+  }
+}
+
 KernelRows kernel_rows_inside(const ConvGeometry& g, size_t oh) {
   KernelRows rows{0, 0};
   size_t ih;

@@ -35,6 +35,12 @@ constexpr size_t kIm2colSlack = 32;
 void im2col_rows(const ConvGeometry& g, const uint8_t* input, size_t channel_begin, size_t channels,
                  uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld);
 
+// Pixels [pixel_begin, pixel_end) of one image from NCHW (channels planes of
+// `pixels` bytes) to NHWC (pixels of `channels` bytes): a convolution's input
+// in the layout its gathers read. Through 32 x 32 blocks that stay in L1.
+void nchw_to_nhwc(size_t channels, size_t pixels, size_t pixel_begin, size_t pixel_end, const uint8_t* nchw,
+                  uint8_t* nhwc);
+
 // Kernel rows [first, end) of output row oh that read input rows: the others lie
 // entirely in the padding (first == end when all of them do).
 struct KernelRows {

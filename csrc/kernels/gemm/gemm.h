@@ -84,8 +84,9 @@ inline PackedB packed_b(const int8_t* data, const int32_t* col_sums, size_t n, s
 // their own, for a GEMM whose A values outside them are all zero with a zero
 // activation zero point: then every zero-point term vanishes (col_sums stay
 // those of the whole weight and are multiplied by 0) and the skipped products
-// are 0, so the result is the whole GEMM's, bit for bit. Convolutions use it to
-// skip kernel rows that lie entirely in the padding.
+// are 0, so the result is the whole GEMM's, bit for bit, on the paths whose
+// table says k_slices_keep_col_sums. Convolutions use it to skip kernel rows
+// that lie entirely in the padding.
 inline PackedB k_slice(const PackedB& b, size_t k0, size_t k) {
   return {b.data + k0 * kGemmBlockN, b.col_sums, b.n, k, b.block_stride};
 }
@@ -152,6 +153,10 @@ struct GemmUkernels {
   GemmFn gemm_u8s8;
   GemmF16Fn gemm_f32f16;
   FloatRangeFn float_range;
+  // Whether gemm_u8s8 is exact on a k_slice() that keeps the whole weight's
+  // col_sums: where they only enter multiplied by the activation zero point.
+  // Not on NEON, whose dot products also undo a signed-activation trick with them.
+  bool k_slices_keep_col_sums;
 };
 
 // The table for one ISA (which must be compiled into this build). amx maps to

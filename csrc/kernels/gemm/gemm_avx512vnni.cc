@@ -348,7 +348,7 @@ void float_range(size_t n, const float* x, float* min, float* max) {
 
 }  // namespace
 
-const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16, float_range};
+const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16, float_range, true};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -51,7 +51,7 @@ void float_range(size_t n, const float* x, float* min, float* max) {
 
 }  // namespace
 
-const GemmUkernels kGemmScalar = {gemm_u8s8, gemm_f32f16, float_range};
+const GemmUkernels kGemmScalar = {gemm_u8s8, gemm_f32f16, float_range, true};
 
 }  // namespace kernels
 }  // namespace qtorch
