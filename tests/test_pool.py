@@ -168,3 +168,86 @@ def test_meta_shapes():
     assert out.is_contiguous(memory_format=torch.channels_last)
     assert ops.adaptive_avg_pool2d(x, [1, 1], 0.1, 0, 0.1, 0).shape == (2, 3, 1, 1)
     assert ops.upsample_bilinear2d(x, [5, 6], False).shape == (2, 3, 5, 6)
+
+
+# NCHW planes pool through phase buffers (pool_ops.cpp) and channels_last through the
+# per-pixel path: both must give the same bits, here on odd and tiny planes, strides 1 to 3,
+# padding, dilation and ceil_mode. kernel, stride, padding, dilation:
+NCHW_WINDOWS = [
+    ((1, 1), (1, 1), (0, 0), (1, 1)),
+    ((2, 2), (2, 2), (0, 0), (1, 1)),
+    ((3, 3), (2, 2), (1, 1), (1, 1)),
+    ((3, 3), (1, 1), (1, 1), (1, 1)),
+    ((3, 2), (3, 3), (1, 1), (1, 1)),
+    ((2, 3), (1, 2), (1, 1), (1, 1)),
+    ((5, 3), (2, 3), (2, 1), (1, 2)),
+    ((2, 3), (3, 1), (1, 1), (2, 2)),
+]
+NCHW_SHAPES = [(2, 3, 1, 1), (2, 3, 9, 3), (1, 2, 6, 17), (1, 1, 5, 56), (1, 2, 7, 4), (1, 1, 4, 129)]
+
+
+def _float_pool_or_none(fn, x, *args):
+    """The float reference, or None where torch rejects the geometry (qtorch must too)."""
+    try:
+        return fn(x.float(), *args)
+    except RuntimeError:
+        return None
+
+
+@pytest.mark.parametrize("window", NCHW_WINDOWS)
+@pytest.mark.parametrize("ceil_mode", [False, True])
+def test_max_pool2d_nchw_planes_match_channels_last(isa, window, ceil_mode):
+    kernel, stride, padding, dilation = window
+    for shape in NCHW_SHAPES:
+        x = random_u8(shape)
+        ref = _float_pool_or_none(F.max_pool2d, x, kernel, stride, padding, dilation, ceil_mode)
+        if ref is None:
+            with pytest.raises(ValueError):
+                ops.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+            continue
+        out = ops.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
+        assert out.is_contiguous() and torch.equal(out, ref.to(torch.uint8)), shape
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(out, ops.max_pool2d(x_cl, kernel, stride, padding, dilation, ceil_mode)), shape
+
+
+@pytest.mark.parametrize("window", [w for w in NCHW_WINDOWS if w[3] == (1, 1)])
+@pytest.mark.parametrize("ceil_mode", [False, True])
+@pytest.mark.parametrize("count_include_pad, divisor", [(True, None), (False, None), (True, 7), (False, 2)])
+def test_avg_pool2d_nchw_planes_match_channels_last(isa, window, ceil_mode, count_include_pad, divisor):
+    kernel, stride, padding, _ = window
+    (sx, zx), (s, z) = random_params(), random_params()
+    for shape in NCHW_SHAPES:
+        x = random_u8(shape)
+        args = (kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+        ref = _float_pool_or_none(F.avg_pool2d, dequantize(x, sx, zx), *args)
+        if ref is None:
+            with pytest.raises(ValueError):
+                ops.avg_pool2d(x, *args, sx, zx, s, z)
+            continue
+        out = ops.avg_pool2d(x, *args, sx, zx, s, z)
+        assert out.is_contiguous() and max_abs_diff(out, quantize(ref, s, z)) <= 1, shape
+        x_cl = x.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(out, ops.avg_pool2d(x_cl, *args, sx, zx, s, z)), shape
+
+
+def test_pool2d_nchw_huge_stride_keeps_the_row_path(isa):
+    # Strides this large would need mostly empty phase buffers: the per-row path runs instead.
+    x = random_u8((1, 2, 1001, 3))
+    out = ops.max_pool2d(x, [2, 2], [1000, 1000], [1, 1], [1, 1], True)
+    assert torch.equal(out, F.max_pool2d(x.float(), 2, 1000, 1, 1, True).to(torch.uint8))
+    out = ops.avg_pool2d(x, [2, 2], [1000, 1000], [1, 1], True, False, None, 0.1, 3, 0.1, 3)
+    ref = quantize(F.avg_pool2d(dequantize(x, 0.1, 3), 2, 1000, 1, True, False), 0.1, 3)
+    assert max_abs_diff(out, ref) <= 1
+
+
+@pytest.mark.parametrize("output_size", [(1, 1), (3, 1), (7, 1)])
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 5, 7, 9), (1, 4, 12, 13), (1, 2, 17, 64)])
+def test_adaptive_avg_pool2d_nchw_whole_rows_match_channels_last(isa, output_size, shape):
+    # Windows of whole rows are contiguous runs of an NCHW plane (avg_pool_runs_u8).
+    x, (sx, zx), (s, z) = random_u8(shape), random_params(), random_params()
+    out = ops.adaptive_avg_pool2d(x, list(output_size), sx, zx, s, z)
+    ref = quantize(F.adaptive_avg_pool2d(dequantize(x, sx, zx), output_size), s, z)
+    assert out.is_contiguous() and max_abs_diff(out, ref) <= 1
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(out, ops.adaptive_avg_pool2d(x_cl, list(output_size), sx, zx, s, z))

@@ -159,6 +159,80 @@ std::pair<int64_t, int64_t> interior_columns(int64_t in, int64_t out, int64_t ke
   return {lo, hi};
 }
 
+// ---- NCHW planes through phase buffers -----------------------------------------
+//
+// A window of stride s reads every s-th byte of an NCHW row, so consecutive outputs do
+// not read consecutive bytes. Split into sh * sw phases (phase (a, b) holds the plane's
+// rows a, a + sh, ... and of those the columns b, b + sw, ...), window tap (i, j) of
+// output (r, o) is row r + floor((i*dh - ph) / sh) and column o + floor((j*dw - pw) / sw)
+// of phase ((i*dh - ph) mod sh, (j*dw - pw) mod sw): for each tap the outputs of a row
+// read consecutive bytes, and the vectorized kernels run with channels = output columns.
+// Each phase has margins of a pad value around the plane's bytes so that padding and
+// ceil_mode overhang need no special case: 0 for max (no uint8 is smaller) and the input
+// zero point for avg (it adds nothing to the sum of x - zero_point once the bias counts
+// every tap).
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+struct PhaseLayout {
+  int64_t top, left;          // margin rows and columns before a phase's first plane byte
+  int64_t rows, pitch;        // each phase is rows x pitch bytes, the phases one after another
+  int64_t size;               // bytes of all phases
+  std::vector<int64_t> taps;  // per window tap (row-major): where output (0, 0) reads it
+};
+
+PhaseLayout phase_layout(int64_t h, int64_t w, const Window2d& g) {
+  PhaseLayout l;
+  l.top = (g.ph + g.sh - 1) / g.sh;
+  l.left = (g.pw + g.sw - 1) / g.sw;
+  const int64_t last_row = floor_div((g.kh - 1) * g.dh - g.ph, g.sh);
+  const int64_t last_col = floor_div((g.kw - 1) * g.dw - g.pw, g.sw);
+  l.rows = l.top + std::max((h + g.sh - 1) / g.sh, g.oh + last_row);
+  l.pitch = l.left + std::max((w + g.sw - 1) / g.sw, g.ow + last_col);
+  l.size = g.sh * g.sw * l.rows * l.pitch;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    const int64_t ti = i * g.dh - g.ph, a = ti - floor_div(ti, g.sh) * g.sh;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const int64_t tj = j * g.dw - g.pw, b = tj - floor_div(tj, g.sw) * g.sw;
+      l.taps.push_back(((a * g.sw + b) * l.rows + l.top + floor_div(ti, g.sh)) * l.pitch + l.left + floor_div(tj, g.sw));
+    }
+  }
+  return l;
+}
+
+// Huge strides would make mostly empty phases: those geometries keep the per-row path.
+bool phases_fit(const PhaseLayout& l, int64_t h, int64_t w) { return l.size <= 4 * h * w + (1 << 16); }
+
+// Runs fn(plane, phases, tap pointers of output (0, 0)) for every NCHW plane, in
+// parallel; a task's buffer is filled with the pad value once, and each plane
+// overwrites the same (non-margin) bytes.
+template <typename Fn>
+void for_each_plane_in_phases(const Images& v, const Window2d& g, const PhaseLayout& l, uint8_t pad, const Fn& fn) {
+  const auto deinterleave = pool_ukernels().deinterleave_u8;
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  at::parallel_for(0, v.count, std::max<int64_t>(1, kGrain / (g.oh * g.ow)), [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> buffer(l.size, pad);
+    std::vector<const uint8_t*> taps(l.taps.size());
+    for (size_t k = 0; k < taps.size(); ++k) taps[k] = buffer.data() + l.taps[k];
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const uint8_t* src = px + plane * v.h * v.w;
+      for (int64_t a = 0; a < std::min(g.sh, v.h); ++a) {  // plane rows a, a + sh, ... into row phase a
+        deinterleave((v.h - a + g.sh - 1) / g.sh, v.w, g.sw, src + a * v.w, g.sh * v.w,
+                     buffer.data() + (a * g.sw * l.rows + l.top) * l.pitch + l.left, l.pitch, l.rows * l.pitch);
+      }
+      fn(plane, buffer.data(), taps.data());
+    }
+  });
+}
+
+// Every output of a plane from the tap pointers of output (0, 0): rows `pitch` apart
+// in the phases, `ow` apart in the output; one run when those agree.
+template <typename Call>
+void pool_all_outputs(const Window2d& g, const PhaseLayout& l, const Call& call) {
+  if (l.pitch == g.ow) call(1, g.oh * g.ow, 0, 0);
+  else call(g.oh, g.ow, l.pitch, g.ow);
+}
+
 // ---- max_pool2d: separable, a vertical max over whole input rows, then a horizontal max
 
 at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
@@ -169,6 +243,17 @@ at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().max_pool_u8;
+  if (!v.nhwc) {
+    const PhaseLayout l = phase_layout(v.h, v.w, g);
+    if (phases_fit(l, v.h, v.w)) {
+      for_each_plane_in_phases(v, g, l, 0, [&](int64_t plane, const uint8_t*, const uint8_t* const* taps) {
+        pool_all_outputs(g, l, [&](int64_t outputs, int64_t channels, int64_t row_step, int64_t y_step) {
+          fn(outputs, channels, l.taps.size(), taps, row_step, py + plane * g.oh * g.ow, y_step);
+        });
+      });
+      return unbatch(v, y);
+    }
+  }
   const int64_t ch = v.ch, row_bytes = v.w * ch;
   const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, g.dw);
   for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {
@@ -232,6 +317,61 @@ kernels::AvgPoolParams avg_params(const AvgRequant& r, size_t count, int64_t div
   return {-r.in_zp * static_cast<int32_t>(count), r.ratio / static_cast<float>(divisor), r.out_zp};
 }
 
+// Window extents along one axis as avg_pool2d divides by them: clipped to the padded
+// input (count_include_pad) or to the input.
+std::vector<int64_t> avg_extents(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t pad,
+                                 bool count_include_pad) {
+  std::vector<int64_t> extents(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t lo = o * stride - pad, hi = std::min(lo + kernel, in + pad);
+    extents[o] = count_include_pad ? hi - lo : std::max<int64_t>(0, std::min(hi, in) - std::max<int64_t>(lo, 0));
+  }
+  return extents;
+}
+
+// [begin, end) ranges of equal values.
+std::vector<std::pair<int64_t, int64_t>> equal_runs(const std::vector<int64_t>& values) {
+  std::vector<std::pair<int64_t, int64_t>> runs;
+  for (int64_t i = 0; i < int64_t(values.size()); ++i) {
+    if (runs.empty() || values[i] != values[runs.back().first]) runs.push_back({i, i + 1});
+    else runs.back().second = i + 1;
+  }
+  return runs;
+}
+
+// NCHW avg_pool2d through phase buffers padded with the input zero point: every window sums
+// all kh * kw taps (bias -zero_point * kh * kw), the same integer as the sum of its input
+// bytes minus zero_point each. One call for a plane with the full-window divisor, then the
+// blocks of outputs whose divisor differs (border windows without count_include_pad,
+// ceil_mode overhang) again with theirs; the divisor is a row factor times a column factor.
+void avg_pool2d_planes(const Images& v, const Window2d& g, const PhaseLayout& l, bool count_include_pad,
+                       std::optional<int64_t> divisor_override, const AvgRequant& r, uint8_t* py) {
+  const auto fn = pool_ukernels().avg_pool_u8;
+  const size_t count = l.taps.size();
+  const int64_t full = divisor_override.has_value() ? std::max<int64_t>(*divisor_override, 1) : g.kh * g.kw;
+  const kernels::AvgPoolParams p = avg_params(r, count, full);
+  const std::vector<int64_t> heights = avg_extents(v.h, g.oh, g.kh, g.sh, g.ph, count_include_pad);
+  const std::vector<int64_t> widths = avg_extents(v.w, g.ow, g.kw, g.sw, g.pw, count_include_pad);
+  const auto row_runs = equal_runs(heights), column_runs = equal_runs(widths);
+  for_each_plane_in_phases(v, g, l, static_cast<uint8_t>(r.in_zp),
+                           [&](int64_t plane, const uint8_t*, const uint8_t* const* taps) {
+    uint8_t* out = py + plane * g.oh * g.ow;
+    pool_all_outputs(g, l, [&](int64_t outputs, int64_t channels, int64_t row_step, int64_t y_step) {
+      fn(outputs, channels, count, taps, row_step, out, y_step, p);
+    });
+    if (divisor_override.has_value()) return;
+    std::vector<const uint8_t*> shifted(count);
+    for (const auto& [r0, r1] : row_runs) {
+      for (const auto& [o0, o1] : column_runs) {
+        const int64_t divisor = std::max<int64_t>(heights[r0] * widths[o0], 1);
+        if (divisor == full) continue;
+        for (size_t k = 0; k < count; ++k) shifted[k] = taps[k] + r0 * l.pitch + o0;
+        fn(r1 - r0, o1 - o0, count, shifted.data(), l.pitch, out + r0 * g.ow + o0, g.ow, avg_params(r, count, divisor));
+      }
+    }
+  });
+}
+
 at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                       at::IntArrayRef padding, bool ceil_mode, bool count_include_pad,
                       std::optional<int64_t> divisor_override, double input_scale, int64_t input_zero_point,
@@ -244,6 +384,13 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().avg_pool_u8;
+  if (!v.nhwc) {
+    const PhaseLayout l = phase_layout(v.h, v.w, g);
+    if (phases_fit(l, v.h, v.w)) {
+      avg_pool2d_planes(v, g, l, count_include_pad, divisor_override, r, py);
+      return unbatch(v, y);
+    }
+  }
   const int64_t ch = v.ch;
   const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, 1);
   for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {
@@ -300,6 +447,17 @@ at::Tensor adaptive_avg_pool2d(const at::Tensor& input, at::IntArrayRef output_s
   auto start = [](int64_t o, int64_t in, int64_t out) { return (o * in) / out; };
   auto end = [](int64_t o, int64_t in, int64_t out) { return ((o + 1) * in + out - 1) / out; };
   const int64_t work_per_image = std::max<int64_t>(1, in_image);
+  if (!v.nhwc && ow == 1) {  // NCHW, windows of whole rows: each output sums one contiguous run
+    const auto runs_fn = pool_ukernels().avg_pool_runs_u8;
+    at::parallel_for(0, v.count, std::max<int64_t>(1, kGrain / work_per_image), [&](int64_t first, int64_t last) {
+      for (int64_t i = 0; i < oh; ++i) {
+        const int64_t h0 = start(i, v.h, oh), length = (end(i, v.h, oh) - h0) * v.w;
+        runs_fn(last - first, length, px + first * in_image + h0 * v.w, in_image, py + first * oh + i, oh,
+                avg_params(r, length, length));
+      }
+    });
+    return unbatch(v, y);
+  }
   at::parallel_for(0, v.count, std::max<int64_t>(1, kGrain / work_per_image), [&](int64_t first, int64_t last) {
     std::vector<const uint8_t*> rows;
     for (int64_t i = 0; i < oh; ++i) {

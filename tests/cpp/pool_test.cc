@@ -13,7 +13,7 @@ using qtorch::testing::rng;
 
 namespace {
 
-const size_t kChannels[] = {1, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 129, 200, 257};
+const size_t kChannels[] = {1, 3, 7, 8, 9, 15, 16, 17, 28, 31, 32, 33, 56, 63, 64, 65, 100, 128, 129, 200, 257};
 const size_t kCounts[] = {1, 2, 3, 4, 9, 17, 49};
 
 int random_int(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng()); }
@@ -129,6 +129,64 @@ TEST(bilinear_u8) {
       }
       for (Isa isa : qtorch::testing::vector_isas()) {
         pool_ukernels(isa).bilinear_u8(channels, rows.ptrs.data(), weights, got.data());
+        CHECK(want == got);
+      }
+    }
+  }
+}
+
+// Rows split into phases: the definition (byte c of row r to phase c % phases at
+// c / phases), on rows with gaps between them and phases with slack, for every ISA.
+TEST(deinterleave_u8) {
+  for (size_t phases : {size_t(1), size_t(2), size_t(3), size_t(4)}) {
+    for (size_t width : {size_t(1), size_t(2), size_t(3), size_t(17), size_t(31), size_t(32), size_t(33), size_t(56),
+                         size_t(63), size_t(64), size_t(65), size_t(112), size_t(127), size_t(128), size_t(129),
+                         size_t(200), size_t(257)}) {
+      const size_t rows = 3, x_step = width + 5, per_phase = (width + phases - 1) / phases;
+      const size_t y_step = per_phase + 3, phase_step = rows * y_step + 7;
+      Rows x(1, (rows - 1) * x_step + width);  // ends at the last byte read
+      const size_t y_size = (phases - 1) * phase_step + (rows - 1) * y_step + per_phase;
+      std::vector<uint8_t> want(y_size, 0xab), got(y_size);
+      kPoolScalar.deinterleave_u8(rows, width, phases, x.ptrs[0], x_step, want.data(), y_step, phase_step);
+      for (size_t r = 0; r < rows; ++r) {
+        for (size_t c = 0; c < width; ++c) {
+          CHECK_EQ(want[r * y_step + (c % phases) * phase_step + c / phases], x.data[0][r * x_step + c]);
+        }
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        std::fill(got.begin(), got.end(), 0xab);  // bytes outside the phases stay untouched
+        pool_ukernels(isa).deinterleave_u8(rows, width, phases, x.ptrs[0], x_step, got.data(), y_step, phase_step);
+        CHECK(want == got);
+      }
+    }
+  }
+}
+
+// Averages of contiguous runs (global pooling of NCHW planes): the definition is
+// avg_pool with count = length over the run's bytes.
+TEST(avg_pool_runs_u8) {
+  for (size_t length : {size_t(1), size_t(3), size_t(15), size_t(16), size_t(17), size_t(31), size_t(32), size_t(33),
+                        size_t(49), size_t(63), size_t(64), size_t(65), size_t(100), size_t(196), size_t(3000)}) {
+    for (size_t runs : {size_t(1), size_t(5), size_t(17)}) {
+      const size_t x_step = length + (runs % 2 ? 0 : 2);
+      Rows x(1, (runs - 1) * x_step + length);  // ends at the last byte read
+      const int32_t zp_in = random_int(0, 255);
+      const float ratio = std::uniform_real_distribution<float>(0.5f, 2.f)(rng());
+      const AvgPoolParams p{-zp_in * int32_t(length), ratio / float(length), random_int(0, 255)};
+      const size_t y_step = 2;
+      std::vector<uint8_t> want(runs * y_step, 0xab), got(runs * y_step);
+      kPoolScalar.avg_pool_runs_u8(runs, length, x.ptrs[0], x_step, want.data(), y_step, p);
+      for (size_t i = 0; i < runs; ++i) {
+        std::vector<const uint8_t*> taps;
+        for (size_t k = 0; k < length; ++k) taps.push_back(x.ptrs[0] + i * x_step + k);
+        uint8_t one;
+        kPoolScalar.avg_pool_u8(1, 1, length, taps.data(), 0, &one, 0, p);
+        CHECK_EQ(want[i * y_step], one);
+        CHECK_EQ(want[i * y_step + 1], 0xab);
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        std::fill(got.begin(), got.end(), 0xab);
+        pool_ukernels(isa).avg_pool_runs_u8(runs, length, x.ptrs[0], x_step, got.data(), y_step, p);
         CHECK(want == got);
       }
     }

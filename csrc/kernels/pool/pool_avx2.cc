@@ -50,10 +50,23 @@ void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), m0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c + 32), m1);
   }
-  for (; c + 32 <= channels; c += 32) {
-    __m256i m = load32(rows[0] + off + c);
-    for (size_t k = 1; k < count; ++k) m = _mm256_max_epu8(m, load32(rows[k] + off + c));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), m);
+  auto max32 = [&](size_t at) {
+    __m256i m = load32(rows[0] + off + at);
+    for (size_t k = 1; k < count; ++k) m = _mm256_max_epu8(m, load32(rows[k] + off + at));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + at), m);
+  };
+  for (; c + 32 <= channels; c += 32) max32(c);
+  // A tail of a wide row: one vector ending at the last channel (recomputing a few is harmless).
+  if (c < channels && channels >= 32) return max32(channels - 32);
+  if (channels - c >= 16) {  // 16 to 31 channels: one or two overlapping 16-byte vectors
+    auto max16 = [&](size_t at) {
+      const auto load16 = [&](size_t k) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + off + at)); };
+      __m128i m = load16(0);
+      for (size_t k = 1; k < count; ++k) m = _mm_max_epu8(m, load16(k));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y + at), m);
+    };
+    max16(c);
+    return max16(channels - 16);
   }
   for (; c < channels; ++c) y[c] = max_pool_value(count, rows, off + c);
 }
@@ -75,11 +88,14 @@ void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + c), pack32(finish(a0), finish(a1), finish(a2), finish(a3)));
   }
-  for (; c + 8 <= channels; c += 8) {
+  auto avg8 = [&](size_t at) {
     __m256i a = _mm256_setzero_si256();
-    for (size_t k = 0; k < count; ++k) a = _mm256_add_epi32(a, load8_epi32(rows[k] + off + c));
-    store8(y + c, finish(a));
-  }
+    for (size_t k = 0; k < count; ++k) a = _mm256_add_epi32(a, load8_epi32(rows[k] + off + at));
+    store8(y + at, finish(a));
+  };
+  for (; c + 8 <= channels; c += 8) avg8(c);
+  // A tail of a wide row: one vector ending at the last channel (recomputing a few is harmless).
+  if (c < channels && channels >= 8) return avg8(channels - 8);
   for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, off + c, p);
 }
 
@@ -149,9 +165,75 @@ void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8
   for (; c < channels; ++c) y[c] = bilinear_value(rows, w, c);
 }
 
+// Two phases: 16-bit lanes keep the even bytes low and the odd bytes high;
+// packing two vectors interleaves their 128-bit lanes, the permute restores order.
+void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
+                  size_t phase_step) {
+  if (phases != 2) {
+    for (size_t r = 0; r < rows; ++r) deinterleave_tail(0, width, phases, x + r * x_step, y + r * y_step, phase_step);
+    return;
+  }
+  const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+  const __m128i low_bytes128 = _mm_set1_epi16(0x00ff);
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* src = x + r * x_step;
+    uint8_t* even = y + r * y_step;
+    uint8_t* odd = even + phase_step;
+    size_t c = 0;
+    for (; c + 64 <= width; c += 64) {
+      const __m256i a = load32(src + c), b = load32(src + c + 32);
+      const __m256i e = _mm256_packus_epi16(_mm256_and_si256(a, low_bytes), _mm256_and_si256(b, low_bytes));
+      const __m256i o = _mm256_packus_epi16(_mm256_srli_epi16(a, 8), _mm256_srli_epi16(b, 8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(even + c / 2), _mm256_permute4x64_epi64(e, _MM_SHUFFLE(3, 1, 2, 0)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd + c / 2), _mm256_permute4x64_epi64(o, _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    for (; c + 32 <= width; c += 32) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c + 16));
+      const __m128i e = _mm_packus_epi16(_mm_and_si128(a, low_bytes128), _mm_and_si128(b, low_bytes128));
+      const __m128i o = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(even + c / 2), e);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + c / 2), o);
+    }
+    deinterleave_tail(c, width, 2, src, even, phase_step);
+  }
+}
+
+// Byte sums by vpsadbw against zero (four 64-bit partial sums). The last partial
+// block is the 32 bytes ending at the run's end with its already-summed bytes
+// masked off, so nothing past the run is read; runs shorter than a vector go
+// through the scalar definition.
+void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
+                   const AvgPoolParams& p) {
+  alignas(64) static const uint8_t kKeepLast[64] = {0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+                                                    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,
+                                                    0,    0,    0,    0,    0,    0,    0,    0,    0,    0,    0xff,
+                                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                                    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  const __m256i zero = _mm256_setzero_si256();
+  for (size_t i = 0; i < runs; ++i) {
+    const uint8_t* src = x + i * x_step;
+    if (length < 32) {
+      y[i * y_step] = avg_pool_run(length, src, p);
+      continue;
+    }
+    __m256i acc = zero;
+    size_t k = 0;
+    for (; k + 32 <= length; k += 32) acc = _mm256_add_epi64(acc, _mm256_sad_epu8(load32(src + k), zero));
+    if (k < length) {  // keep the last length - k bytes of the final 32
+      const __m256i last = _mm256_and_si256(load32(src + length - 32), load32(kKeepLast + (length - k)));
+      acc = _mm256_add_epi64(acc, _mm256_sad_epu8(last, zero));
+    }
+    const __m128i half = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    const int64_t sum = _mm_cvtsi128_si64(half) + _mm_extract_epi64(half, 1);
+    y[i * y_step] = avg_pool_finish(static_cast<int32_t>(sum), p);
+  }
+}
+
 }  // namespace
 
-const PoolUkernels kPoolAvx2 = {max_pool, avg_pool, bilinear};
+const PoolUkernels kPoolAvx2 = {max_pool, avg_pool, bilinear, deinterleave, avg_pool_runs};
 
 }  // namespace kernels
 }  // namespace qtorch

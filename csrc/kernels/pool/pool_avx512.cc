@@ -129,9 +129,50 @@ void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8
   }
 }
 
+// Two phases: 16-bit lanes keep the even bytes low and the odd bytes high;
+// packing two vectors interleaves their 128-bit blocks, the permute restores order.
+void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
+                  size_t phase_step) {
+  if (phases != 2) {
+    for (size_t r = 0; r < rows; ++r) deinterleave_tail(0, width, phases, x + r * x_step, y + r * y_step, phase_step);
+    return;
+  }
+  const __m512i low_bytes = _mm512_set1_epi16(0x00ff), order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* src = x + r * x_step;
+    uint8_t* even = y + r * y_step;
+    uint8_t* odd = even + phase_step;
+    for (size_t c = 0; c < width; c += 128) {
+      const size_t n = width - c;  // bytes left, the last block masked
+      const __m512i a = _mm512_maskz_loadu_epi8(mask64(n), src + c);
+      const __m512i b = _mm512_maskz_loadu_epi8(mask64(n > 64 ? n - 64 : 0), src + c + 64);
+      const __m512i e = _mm512_packus_epi16(_mm512_and_si512(a, low_bytes), _mm512_and_si512(b, low_bytes));
+      const __m512i o = _mm512_packus_epi16(_mm512_srli_epi16(a, 8), _mm512_srli_epi16(b, 8));
+      _mm512_mask_storeu_epi8(even + c / 2, mask64((n + 1) / 2), _mm512_permutexvar_epi64(order, e));
+      _mm512_mask_storeu_epi8(odd + c / 2, mask64(n / 2), _mm512_permutexvar_epi64(order, o));
+    }
+  }
+}
+
+// Byte sums by vpsadbw against zero (eight 64-bit partial sums), masked last block.
+void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
+                   const AvgPoolParams& p) {
+  const __m512i zero = _mm512_setzero_si512();
+  for (size_t i = 0; i < runs; ++i) {
+    const uint8_t* src = x + i * x_step;
+    __m512i acc = zero;
+    size_t k = 0;
+    for (; k + 64 <= length; k += 64) acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_loadu_si512(src + k), zero));
+    if (k < length) {
+      acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(mask64(length - k), src + k), zero));
+    }
+    y[i * y_step] = avg_pool_finish(static_cast<int32_t>(_mm512_reduce_add_epi64(acc)), p);
+  }
+}
+
 }  // namespace
 
-const PoolUkernels kPoolAvx512 = {max_pool, avg_pool, bilinear};
+const PoolUkernels kPoolAvx512 = {max_pool, avg_pool, bilinear, deinterleave, avg_pool_runs};
 
 }  // namespace kernels
 }  // namespace qtorch

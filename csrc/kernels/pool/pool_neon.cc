@@ -33,12 +33,15 @@ inline void load16_f32(const uint8_t* p, float32x4_t out[4]) {
 }
 
 void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y) {
+  auto max16 = [&](size_t at) {
+    uint8x16_t m = vld1q_u8(rows[0] + off + at);
+    for (size_t k = 1; k < count; ++k) m = vmaxq_u8(m, vld1q_u8(rows[k] + off + at));
+    vst1q_u8(y + at, m);
+  };
   size_t c = 0;
-  for (; c + 16 <= channels; c += 16) {
-    uint8x16_t m = vld1q_u8(rows[0] + off + c);
-    for (size_t k = 1; k < count; ++k) m = vmaxq_u8(m, vld1q_u8(rows[k] + off + c));
-    vst1q_u8(y + c, m);
-  }
+  for (; c + 16 <= channels; c += 16) max16(c);
+  // A tail of a wide row: one vector ending at the last channel (recomputing a few is harmless).
+  if (c < channels && channels >= 16) return max16(channels - 16);
   for (; c < channels; ++c) y[c] = max_pool_value(count, rows, off + c);
 }
 
@@ -46,8 +49,7 @@ void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
                const AvgPoolParams& p) {
   const int32x4_t bias = vdupq_n_s32(p.bias);
   const float32x4_t mult = vdupq_n_f32(p.multiplier), zp = vdupq_n_f32(float(p.zero_point));
-  size_t c = 0;
-  for (; c + 16 <= channels; c += 16) {
+  auto avg16 = [&](size_t c) {
     uint32x4_t a[4] = {vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0)};
     for (size_t k = 0; k < count; ++k) {
       const uint8x16_t v = vld1q_u8(rows[k] + off + c);
@@ -60,7 +62,11 @@ void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
     float32x4_t s[4];
     for (int k = 0; k < 4; ++k) s[k] = vmulq_f32(vcvtq_f32_s32(vaddq_s32(vreinterpretq_s32_u32(a[k]), bias)), mult);
     vst1q_u8(y + c, finish16(s, zp));
-  }
+  };
+  size_t c = 0;
+  for (; c + 16 <= channels; c += 16) avg16(c);
+  // A tail of a wide row: one vector ending at the last channel (recomputing a few is harmless).
+  if (c < channels && channels >= 16) return avg16(channels - 16);
   for (; c < channels; ++c) y[c] = avg_pool_value(count, rows, off + c, p);
 }
 
@@ -127,9 +133,47 @@ void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8
   for (; c < channels; ++c) y[c] = bilinear_value(rows, w, c);
 }
 
+// Two phases by vld2 (even bytes, odd bytes).
+void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
+                  size_t phase_step) {
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* src = x + r * x_step;
+    uint8_t* even = y + r * y_step;
+    size_t c = 0;
+    if (phases == 2) {
+      for (; c + 32 <= width; c += 32) {
+        const uint8x16x2_t v = vld2q_u8(src + c);
+        vst1q_u8(even + c / 2, v.val[0]);
+        vst1q_u8(even + phase_step + c / 2, v.val[1]);
+      }
+    }
+    deinterleave_tail(c, width, phases, src, even, phase_step);
+  }
+}
+
+// 16-byte blocks widened pairwise into 16-bit sums (at most 2 * 255 a lane per block)
+// then into 32-bit ones; the tail through the scalar definition.
+void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
+                   const AvgPoolParams& p) {
+  for (size_t i = 0; i < runs; ++i) {
+    const uint8_t* src = x + i * x_step;
+    uint32x4_t acc = vdupq_n_u32(0);
+    size_t k = 0;
+    while (k + 16 <= length) {
+      uint16x8_t part = vdupq_n_u16(0);
+      // 128 blocks add at most 128 * 510 < 65536 to a 16-bit lane.
+      for (size_t b = 0; b < 128 && k + 16 <= length; ++b, k += 16) part = vpadalq_u8(part, vld1q_u8(src + k));
+      acc = vpadalq_u16(acc, part);
+    }
+    int32_t sum = static_cast<int32_t>(vaddvq_u32(acc));
+    for (; k < length; ++k) sum += src[k];
+    y[i * y_step] = avg_pool_finish(sum, p);
+  }
+}
+
 }  // namespace
 
-const PoolUkernels kPoolNeon = {max_pool, avg_pool, bilinear};
+const PoolUkernels kPoolNeon = {max_pool, avg_pool, bilinear, deinterleave, avg_pool_runs};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -17,10 +17,27 @@ inline uint8_t max_pool_value(size_t count, const uint8_t* const* rows, size_t c
   return m;
 }
 
+// sum: the window's plain byte sum (p.bias not yet added).
+inline uint8_t avg_pool_finish(int32_t sum, const AvgPoolParams& p) {
+  return finish_u8(static_cast<float>(p.bias + sum) * p.multiplier, p.zero_point, 0, 255);
+}
+
 inline uint8_t avg_pool_value(size_t count, const uint8_t* const* rows, size_t c, const AvgPoolParams& p) {
-  int32_t acc = p.bias;
-  for (size_t k = 0; k < count; ++k) acc += rows[k][c];
-  return finish_u8(static_cast<float>(acc) * p.multiplier, p.zero_point, 0, 255);
+  int32_t sum = 0;
+  for (size_t k = 0; k < count; ++k) sum += rows[k][c];
+  return avg_pool_finish(sum, p);
+}
+
+inline uint8_t avg_pool_run(size_t length, const uint8_t* x, const AvgPoolParams& p) {
+  int32_t sum = 0;
+  for (size_t k = 0; k < length; ++k) sum += x[k];
+  return avg_pool_finish(sum, p);
+}
+
+// Row r's columns [from, width) split into phases (the definition in pool.h).
+inline void deinterleave_tail(size_t from, size_t width, size_t phases, const uint8_t* x, uint8_t* y,
+                              size_t phase_step) {
+  for (size_t c = from; c < width; ++c) y[(c % phases) * phase_step + c / phases] = x[c];
 }
 
 inline uint8_t bilinear_value(const uint8_t* const* rows, const float* w, size_t c) {
