@@ -24,6 +24,15 @@ def _calibrate(model, shape, batches=4):
     return model
 
 
+def _output_error_in_steps(out, ref, last):
+    """max |out - ref| in steps of the last quantized module's output scale, against the reference
+    clamped to what that output can represent: a fresh input may take the float model's output
+    past the calibrated range (outputs need not shrink with the input), where the quantized
+    model saturates by design (that tail failed a few percent of runs before)."""
+    lo, hi = (0 - last.zero_point) * last.scale, (255 - last.zero_point) * last.scale
+    return ((out - ref.clamp(lo, hi)).abs().max() / last.scale).item()
+
+
 def _quantize(model, shape, batches=4, **convert_kwargs):
     model.qconfig = qq.get_default_qconfig()
     prepared = _calibrate(qq.prepare(model), shape, batches)
@@ -58,7 +67,7 @@ def test_functional_model_converts_runs_and_scripts():
     x = torch.randn(3, 3, 12, 12) * 0.5
     out = converted(x)
     # Within a few quantization steps of the output.
-    assert (out - model(x)).abs().max().item() <= 8 * converted.fc.scale
+    assert _output_error_in_steps(out, model(x), converted.fc) <= 8
     # The functional calls made float edges: conv1 feeds F.relu, conv2 feeds +.
     assert converted.conv1.float_output and converted.conv2.float_output
     assert not converted.fc.float_output and not converted.quant.float_output
@@ -96,7 +105,7 @@ def test_raw_exact_functions_keep_integer_edges():
     assert "integer quantized module 'conv' -> 'fc' (Linear) via max_pool2d/reshape" in text
     assert "via chunk/contiguous" in text
     x = torch.randn(2, 2, 8, 8) * 0.5
-    assert (converted(x) - model(x)).abs().max().item() <= 8 * converted.fc2.scale
+    assert _output_error_in_steps(converted(x), model(x), converted.fc2) <= 8
 
 
 class SigmoidNet(nn.Module):
@@ -125,7 +134,7 @@ def test_module_without_quantized_counterpart_runs_in_float():
     assert converted.fc2.input_scale == float(scale) and converted.fc2.input_zero_point == int(zero_point)
     assert "'act' (Sigmoid, no quantized counterpart) runs in float" in qq.report(converted)
     x = torch.randn(4, 6) * 0.5
-    assert (converted(x) - model(x)).abs().max().item() <= 8 * converted.fc2.scale
+    assert _output_error_in_steps(converted(x), model(x), converted.fc2) <= 8
 
 
 def _with_qconfig(model):
@@ -276,7 +285,7 @@ def test_in_place_change_through_an_alias(inference_mode):
     assert converted.fc2.input_scale == pytest.approx(3 * converted.fc1.scale, rel=0.02)
     x = torch.randn(2, 4) * 0.5
     with torch.no_grad():
-        assert (converted(x) - model(x)).abs().max().item() <= 8 * converted.fc2.scale
+        assert _output_error_in_steps(converted(x), model(x), converted.fc2) <= 8
 
 
 class FloatFunctionalNet(nn.Module):
@@ -307,7 +316,7 @@ def test_float_functional_keeps_the_add_integer():
     assert not converted.fc2.float_output and not converted.quant.float_output
     assert converted.skip_add.input_scales == [converted.fc2.scale, converted.quant.scale]
     x = torch.randn(2, 4) * 0.5
-    assert (converted(x) - model(x)).abs().max().item() <= 8 * converted.skip_add.scale
+    assert _output_error_in_steps(converted(x), model(x), converted.skip_add) <= 8
     assert "integer quantized module 'fc2' -> 'skip_add' (FloatFunctional)" in qq.report(converted)
 
 
@@ -336,7 +345,7 @@ def test_quant_wrapper_and_add_quant_dequant():
     wrapped = qq.QuantWrapper(inner)
     converted = qq.convert(_calibrate(qq.prepare(wrapped), (2, 3)), mapping=reference_mapping())
     x = torch.randn(2, 3) * 0.5
-    assert (converted(x) - inner(x)).abs().max().item() <= 8 * converted.module[0].scale
+    assert _output_error_in_steps(converted(x), inner(x), converted.module[0]) <= 8
     leafy = nn.Sequential(nn.Linear(3, 3))
     leafy[0].qconfig = qq.default_qconfig
     assert isinstance(qq.add_quant_dequant(leafy)[0], qq.QuantWrapper)
