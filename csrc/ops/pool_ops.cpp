@@ -235,6 +235,54 @@ void pool_all_outputs(const Window2d& g, const PhaseLayout& l, const Call& call)
 
 // ---- max_pool2d: separable, a vertical max over whole input rows, then a horizontal max
 
+// NCHW planes: the vertical max of each output row's window rows (whole input rows,
+// contiguous) into oh rows of W bytes, then the horizontal max of those through column
+// phases with margins of 0 (a one-row window in the phase layout). False when the
+// stride would make the phases mostly empty (the caller takes the per-row path).
+bool max_pool2d_planes(const Images& v, const Window2d& g, uint8_t* py) {
+  Window2d across = g;  // the horizontal pass: one row of window, over the oh vertical maxima
+  across.kh = across.sh = across.dh = 1, across.ph = 0;
+  const PhaseLayout l = phase_layout(g.oh, v.w, across);
+  if (!phases_fit(l, g.oh, v.w)) return false;
+  const auto& k = pool_ukernels();
+  const uint8_t* px = v.x.const_data_ptr<uint8_t>();
+  const auto [lo, hi] = interior_columns(v.h, g.oh, g.kh, g.sh, g.ph, g.dh);  // output rows without padding
+  at::parallel_for(0, v.count, std::max<int64_t>(1, kGrain / (g.oh * g.ow)), [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> vertical(g.kh > 1 ? g.oh * v.w : 0), phases(l.size, 0);
+    std::vector<const uint8_t*> rows(std::max(g.kh, g.kw));
+    for (int64_t plane = begin; plane < end; ++plane) {
+      const uint8_t* src = px + plane * v.h * v.w;
+      const uint8_t* maxima = src;  // kh == 1 (then ph == 0): the input rows themselves, sh rows apart
+      int64_t maxima_step = g.sh * v.w;
+      if (g.kh > 1) {
+        if (hi > lo) {
+          for (int64_t i = 0; i < g.kh; ++i) rows[i] = src + (lo * g.sh - g.ph + i * g.dh) * v.w;
+          k.max_pool_u8(hi - lo, v.w, g.kh, rows.data(), g.sh * v.w, vertical.data() + lo * v.w, v.w);
+        }
+        for (int64_t r = 0; r < g.oh; ++r) {  // rows whose window reaches into the padding
+          if (r == lo && hi > lo) r = hi;
+          if (r >= g.oh) break;
+          size_t count = 0;
+          for (int64_t i = 0; i < g.kh; ++i) {
+            const int64_t ih = r * g.sh - g.ph + i * g.dh;
+            if (ih >= 0 && ih < v.h) rows[count++] = src + ih * v.w;
+          }
+          if (count == 0) std::memset(vertical.data() + r * v.w, 0, v.w);
+          else k.max_pool_u8(1, v.w, count, rows.data(), 0, vertical.data() + r * v.w, 0);
+        }
+        maxima = vertical.data(), maxima_step = v.w;
+      }
+      k.deinterleave_u8(g.oh, v.w, g.sw, maxima, maxima_step, phases.data() + l.left, l.pitch, l.rows * l.pitch);
+      for (int64_t j = 0; j < g.kw; ++j) rows[j] = phases.data() + l.taps[j];
+      uint8_t* out = py + plane * g.oh * g.ow;
+      pool_all_outputs(g, l, [&](int64_t outputs, int64_t channels, int64_t row_step, int64_t y_step) {
+        k.max_pool_u8(outputs, channels, g.kw, rows.data(), row_step, out, y_step);
+      });
+    }
+  });
+  return true;
+}
+
 at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                       at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   const Images v = as_images(input, "max_pool2d");
@@ -243,17 +291,7 @@ at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().max_pool_u8;
-  if (!v.nhwc) {
-    const PhaseLayout l = phase_layout(v.h, v.w, g);
-    if (phases_fit(l, v.h, v.w)) {
-      for_each_plane_in_phases(v, g, l, 0, [&](int64_t plane, const uint8_t*, const uint8_t* const* taps) {
-        pool_all_outputs(g, l, [&](int64_t outputs, int64_t channels, int64_t row_step, int64_t y_step) {
-          fn(outputs, channels, l.taps.size(), taps, row_step, py + plane * g.oh * g.ow, y_step);
-        });
-      });
-      return unbatch(v, y);
-    }
-  }
+  if (!v.nhwc && max_pool2d_planes(v, g, py)) return unbatch(v, y);
   const int64_t ch = v.ch, row_bytes = v.w * ch;
   const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, g.dw);
   for_each_image_row(v, g.oh, g.ow, [&](int64_t image, int64_t oh) {

@@ -187,15 +187,18 @@ void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, si
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(even + c / 2), _mm256_permute4x64_epi64(e, _MM_SHUFFLE(3, 1, 2, 0)));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd + c / 2), _mm256_permute4x64_epi64(o, _MM_SHUFFLE(3, 1, 2, 0)));
     }
-    for (; c + 32 <= width; c += 32) {
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c));
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + c + 16));
+    auto split32 = [&](size_t at) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + at));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + at + 16));
       const __m128i e = _mm_packus_epi16(_mm_and_si128(a, low_bytes128), _mm_and_si128(b, low_bytes128));
       const __m128i o = _mm_packus_epi16(_mm_srli_epi16(a, 8), _mm_srli_epi16(b, 8));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(even + c / 2), e);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + c / 2), o);
-    }
-    deinterleave_tail(c, width, 2, src, even, phase_step);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(even + at / 2), e);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(odd + at / 2), o);
+    };
+    for (; c + 32 <= width; c += 32) split32(c);
+    // An even row ends with an overlapping block (same bytes again); odd ones byte by byte.
+    if (c < width && width >= 32 && width % 2 == 0) split32(width - 32);
+    else deinterleave_tail(c, width, 2, src, even, phase_step);
   }
 }
 

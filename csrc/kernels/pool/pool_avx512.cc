@@ -129,44 +129,96 @@ void bilinear(size_t channels, const uint8_t* const* rows, const float* w, uint8
   }
 }
 
-// Two phases: 16-bit lanes keep the even bytes low and the odd bytes high;
-// packing two vectors interleaves their 128-bit blocks, the permute restores order.
+// Two phases: within each 128-bit block a byte shuffle gathers the even bytes
+// into the low 8 and the odd ones into the high 8; a qword permute then puts
+// all even bytes in the low half and the odd ones in the high half. An even
+// row of at least 64 bytes ends with an overlapping block (same bytes again),
+// other tails are masked.
 void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
                   size_t phase_step) {
   if (phases != 2) {
     for (size_t r = 0; r < rows; ++r) deinterleave_tail(0, width, phases, x + r * x_step, y + r * y_step, phase_step);
     return;
   }
-  const __m512i low_bytes = _mm512_set1_epi16(0x00ff), order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m512i gather = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+  const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  auto split = [&](__m512i v) { return _mm512_permutexvar_epi64(order, _mm512_shuffle_epi8(v, gather)); };
+  auto store = [](uint8_t* even, uint8_t* odd, __m512i v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(even), _mm512_castsi512_si256(v));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(odd), _mm512_extracti64x4_epi64(v, 1));
+  };
+  const size_t full = width / 64 * 64, tail = width - full;  // the same for every row
+  const bool overlap_tail = tail > 0 && width >= 64 && width % 2 == 0;
+  const __mmask64 load_mask = mask64(tail);
+  const __mmask32 even_mask = static_cast<__mmask32>(mask64((tail + 1) / 2));
+  const __mmask32 odd_mask = static_cast<__mmask32>(mask64(tail / 2));
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* src = x + r * x_step;
     uint8_t* even = y + r * y_step;
     uint8_t* odd = even + phase_step;
-    for (size_t c = 0; c < width; c += 128) {
-      const size_t n = width - c;  // bytes left, the last block masked
-      const __m512i a = _mm512_maskz_loadu_epi8(mask64(n), src + c);
-      const __m512i b = _mm512_maskz_loadu_epi8(mask64(n > 64 ? n - 64 : 0), src + c + 64);
-      const __m512i e = _mm512_packus_epi16(_mm512_and_si512(a, low_bytes), _mm512_and_si512(b, low_bytes));
-      const __m512i o = _mm512_packus_epi16(_mm512_srli_epi16(a, 8), _mm512_srli_epi16(b, 8));
-      _mm512_mask_storeu_epi8(even + c / 2, mask64((n + 1) / 2), _mm512_permutexvar_epi64(order, e));
-      _mm512_mask_storeu_epi8(odd + c / 2, mask64(n / 2), _mm512_permutexvar_epi64(order, o));
+    for (size_t c = 0; c < full; c += 64) store(even + c / 2, odd + c / 2, split(_mm512_loadu_si512(src + c)));
+    if (overlap_tail) {
+      const size_t c = width - 64;
+      store(even + c / 2, odd + c / 2, split(_mm512_loadu_si512(src + c)));
+    } else if (tail > 0) {
+      const __m512i v = split(_mm512_maskz_loadu_epi8(load_mask, src + full));
+      _mm256_mask_storeu_epi8(even + full / 2, even_mask, _mm512_castsi512_si256(v));
+      _mm256_mask_storeu_epi8(odd + full / 2, odd_mask, _mm512_extracti64x4_epi64(v, 1));
     }
   }
 }
 
-// Byte sums by vpsadbw against zero (eight 64-bit partial sums), masked last block.
+// Byte sums by vpsadbw against zero: eight 64-bit partial sums per run, the
+// last block masked. Sixteen runs at a time: their partial sums are added
+// together in a transpose tree into one vector of 16 int32 sums, finished
+// like avg_pool.
+inline __m512i run_partial_sums(const uint8_t* src, size_t length) {
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i acc = zero;
+  size_t k = 0;
+  for (; k + 64 <= length; k += 64) acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_loadu_si512(src + k), zero));
+  if (k < length) acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(mask64(length - k), src + k), zero));
+  return acc;
+}
+
 void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
                    const AvgPoolParams& p) {
-  const __m512i zero = _mm512_setzero_si512();
-  for (size_t i = 0; i < runs; ++i) {
-    const uint8_t* src = x + i * x_step;
-    __m512i acc = zero;
-    size_t k = 0;
-    for (; k + 64 <= length; k += 64) acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_loadu_si512(src + k), zero));
-    if (k < length) {
-      acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_maskz_loadu_epi8(mask64(length - k), src + k), zero));
+  const __m512i bias = _mm512_set1_epi32(p.bias);
+  const __m512 mult = _mm512_set1_ps(p.multiplier), zp = _mm512_set1_ps(float(p.zero_point));
+  size_t i = 0;
+  for (; i + 16 <= runs; i += 16) {
+    // Pairs of runs into one vector: run 2k's partial sums in the low 32 bits of each
+    // 64-bit lane, run 2k + 1's in the high ones (a run's total fits in 32 bits).
+    __m512i t[8];
+    for (int k = 0; k < 8; ++k) {
+      const __m512i a = run_partial_sums(x + (i + 2 * k) * x_step, length);
+      const __m512i b = run_partial_sums(x + (i + 2 * k + 1) * x_step, length);
+      t[k] = _mm512_or_si512(a, _mm512_slli_epi64(b, 32));
     }
-    y[i * y_step] = avg_pool_finish(static_cast<int32_t>(_mm512_reduce_add_epi64(acc)), p);
+    // Sum each t[k] across its 8 lanes, 8 vectors at once: within 128-bit blocks, then blocks.
+    __m512i u[4];
+    for (int k = 0; k < 4; ++k) {
+      u[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * k], t[2 * k + 1]), _mm512_unpackhi_epi64(t[2 * k], t[2 * k + 1]));
+    }
+    __m512i v[2];
+    for (int k = 0; k < 2; ++k) {
+      v[k] = _mm512_add_epi32(_mm512_shuffle_i64x2(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_i64x2(u[2 * k], u[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+    // Block m now holds the sums of runs 4m .. 4m + 3, in order.
+    const __m512i sums = _mm512_add_epi32(_mm512_shuffle_i64x2(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                          _mm512_shuffle_i64x2(v[0], v[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 scaled = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(sums, bias)), mult);
+    if (y_step == 1) {
+      finish16(y + i, 0xffff, scaled, zp);
+    } else {
+      uint8_t out[16];
+      finish16(out, 0xffff, scaled, zp);
+      for (int k = 0; k < 16; ++k) y[(i + k) * y_step] = out[k];
+    }
+  }
+  for (; i < runs; ++i) {
+    y[i * y_step] = avg_pool_finish(static_cast<int32_t>(_mm512_reduce_add_epi64(run_partial_sums(x + i * x_step, length))), p);
   }
 }
 

@@ -140,11 +140,17 @@ void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, si
     const uint8_t* src = x + r * x_step;
     uint8_t* even = y + r * y_step;
     size_t c = 0;
+    auto split32 = [&](size_t at) {
+      const uint8x16x2_t v = vld2q_u8(src + at);
+      vst1q_u8(even + at / 2, v.val[0]);
+      vst1q_u8(even + phase_step + at / 2, v.val[1]);
+    };
     if (phases == 2) {
-      for (; c + 32 <= width; c += 32) {
-        const uint8x16x2_t v = vld2q_u8(src + c);
-        vst1q_u8(even + c / 2, v.val[0]);
-        vst1q_u8(even + phase_step + c / 2, v.val[1]);
+      for (; c + 32 <= width; c += 32) split32(c);
+      // An even row ends with an overlapping block (same bytes again); odd ones byte by byte.
+      if (c < width && width >= 32 && width % 2 == 0) {
+        split32(width - 32);
+        c = width;
       }
     }
     deinterleave_tail(c, width, phases, src, even, phase_step);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "elementwise/elementwise_scalar.h"
 #include "pool/pool.h"
@@ -37,7 +38,13 @@ inline uint8_t avg_pool_run(size_t length, const uint8_t* x, const AvgPoolParams
 // Row r's columns [from, width) split into phases (the definition in pool.h).
 inline void deinterleave_tail(size_t from, size_t width, size_t phases, const uint8_t* x, uint8_t* y,
                               size_t phase_step) {
-  for (size_t c = from; c < width; ++c) y[(c % phases) * phase_step + c / phases] = x[c];
+  if (from >= width) return;
+  if (phases == 1) return static_cast<void>(std::memcpy(y + from, x + from, width - from));
+  size_t phase = from % phases, at = from / phases;  // of column c, counted up without divisions
+  for (size_t c = from; c < width; ++c) {
+    y[phase * phase_step + at] = x[c];
+    if (++phase == phases) phase = 0, ++at;
+  }
 }
 
 inline uint8_t bilinear_value(const uint8_t* const* rows, const float* w, size_t c) {
