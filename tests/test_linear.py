@@ -212,6 +212,24 @@ def test_dynamic_linear_matches_float(isa, m, k, n, reduce_range):
     assert torch.equal(yr, y.clamp_min(0))
 
 
+def test_dynamic_linear_range_of_a_large_input_spans_every_chunk(isa):
+    """Past 2^18 values the input's range is taken in parallel chunks: extremes and NaN in the
+    last chunk must count (a range missing them would clip 50 to the first chunk's ~5)."""
+    k, n = 300, 8
+    w, scales, zps = random_weight(n, k, True)
+    packed, col_sums = ops.linear_prepack(w)
+    x = torch.randn(3, 300, k)
+    x[-1, -1, -1], x[-1, -1, -2] = 50.0, -40.0
+    y = ops.linear_dynamic(x, packed, col_sums, k, None, scales, zps)
+    wf = dequantized_weight(w, scales, zps).double()
+    step = 90.0 / 255
+    bound = 0.5 * step * wf.abs().sum(1).max().item() + 1e-4
+    assert (y.double() - F.linear(x.double(), wf)).abs().max().item() <= bound
+    x[-1, -1, 0] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        ops.linear_dynamic(x, packed, col_sums, k, None, scales, zps)
+
+
 def test_fp16_dynamic_linear_matches_float(isa):
     k, n = 70, 45
     w, bias, x = torch.randn(n, k), torch.randn(n), torch.randn(3, 4, k)

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "checks.h"
@@ -135,6 +136,36 @@ inline void run_gemm(const at::Tensor& rows, const LinearArgs& args, const Outpu
   const int64_t m = rows.size(0);
   if (m == 0) return;
   run_gemm(rows.const_data_ptr<uint8_t>(), m, m > 1 ? rows.stride(0) : args.k, args, p, c, ldc);
+}
+
+// *min, *max over x[0..n) (n >= 1), both NaN if any value is NaN: the
+// float_range kernel on the calling thread up to `serial` values, else over
+// chunks of that size in parallel (at::aminmax took 53 us on a 128x3072 input
+// on one thread; the kernel a third of that).
+inline void parallel_float_range(const float* x, int64_t n, int64_t serial, float* min, float* max) {
+  const kernels::FloatRangeFn range = kernels::gemm_ukernels().float_range;
+  if (n <= serial) {
+    range(size_t(n), x, min, max);
+    return;
+  }
+  const int64_t chunks = ceil_div(n, serial);
+  std::vector<float> lo(static_cast<size_t>(chunks)), hi(static_cast<size_t>(chunks));
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t first = c * serial;
+      range(size_t(std::min(serial, n - first)), x + first, &lo[size_t(c)], &hi[size_t(c)]);
+    }
+  });
+  *min = lo[0];
+  *max = hi[0];
+  for (int64_t c = 1; c < chunks; ++c) {
+    if (std::isnan(lo[size_t(c)]) || std::isnan(*min)) {
+      *min = *max = std::numeric_limits<float>::quiet_NaN();
+      return;
+    }
+    *min = std::min(*min, lo[size_t(c)]);
+    *max = std::max(*max, hi[size_t(c)]);
+  }
 }
 
 // The classic dynamic quantization parameters: torch's ChooseQuantizationParams

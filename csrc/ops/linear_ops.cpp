@@ -113,15 +113,8 @@ at::Tensor linear_dynamic(const at::Tensor& input, const at::Tensor& packed, con
   // and quantization run on the calling thread, so a call costs one fork/join,
   // the GEMM's.
   constexpr int64_t kSerialElements = 1 << 18;
-  const kernels::GemmUkernels& uk = kernels::gemm_ukernels();
   float min, max;
-  if (x.numel() <= kSerialElements) {
-    uk.float_range(x.numel(), x.const_data_ptr<float>(), &min, &max);
-  } else {
-    const auto minmax = at::aminmax(x);
-    min = std::get<0>(minmax).item<float>();
-    max = std::get<1>(minmax).item<float>();
-  }
+  parallel_float_range(x.const_data_ptr<float>(), x.numel(), kSerialElements, &min, &max);
   TORCH_CHECK_VALUE(std::isfinite(min) && std::isfinite(max),
                     "input must be finite: dynamic quantization takes its range from the input, got min ", min,
                     " and max ", max);
