@@ -142,6 +142,7 @@ void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, si
   }
   const __m512i gather = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
   const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m512i evens = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14), odds = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
   auto split = [&](__m512i v) { return _mm512_permutexvar_epi64(order, _mm512_shuffle_epi8(v, gather)); };
   auto store = [](uint8_t* even, uint8_t* odd, __m512i v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(even), _mm512_castsi512_si256(v));
@@ -156,7 +157,14 @@ void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, si
     const uint8_t* src = x + r * x_step;
     uint8_t* even = y + r * y_step;
     uint8_t* odd = even + phase_step;
-    for (size_t c = 0; c < full; c += 64) store(even + c / 2, odd + c / 2, split(_mm512_loadu_si512(src + c)));
+    size_t c = 0;
+    for (; c + 128 <= full; c += 128) {  // two blocks: whole 64-byte stores
+      const __m512i a = _mm512_shuffle_epi8(_mm512_loadu_si512(src + c), gather);
+      const __m512i b = _mm512_shuffle_epi8(_mm512_loadu_si512(src + c + 64), gather);
+      _mm512_storeu_si512(even + c / 2, _mm512_permutex2var_epi64(a, evens, b));
+      _mm512_storeu_si512(odd + c / 2, _mm512_permutex2var_epi64(a, odds, b));
+    }
+    if (c < full) store(even + c / 2, odd + c / 2, split(_mm512_loadu_si512(src + c)));
     if (overlap_tail) {
       const size_t c = width - 64;
       store(even + c / 2, odd + c / 2, split(_mm512_loadu_si512(src + c)));
