@@ -1,6 +1,8 @@
 """Quantized conv2d, qtorch vs native torch: every distinct conv layer shape of ResNet-18 and
-MobileNetV2 at batch 1, 224x224. Native runs its fast path (channels_last quantized input) on
-each engine (x86, fbgemm, onednn); the ratio is native time / qtorch time (> 1: qtorch faster).
+MobileNetV2 at batch 1, 224x224, on inputs quantized as in those models (ReLU outputs, zero
+point 0, in ResNet-18 after the stem). Native runs its fast path (channels_last quantized
+input) on each engine (x86, fbgemm, onednn); the ratio is native time / qtorch time (> 1:
+qtorch faster).
 
 Part of `python -m benchmarks`; standalone, with a per-thread-count summary (geometric mean and
 worst ratio):  python -m benchmarks.cases.conv [--threads 1 2] [--filter dw] [--repeats 15]
@@ -73,8 +75,11 @@ def make_case(shape: ConvShape, quick: bool = False) -> Case:
     torch.manual_seed(0)
     cin, cout, k, stride, pad, groups = (shape.in_channels, shape.out_channels, shape.kernel, shape.stride,
                                          shape.padding, shape.groups)
-    x_float = torch.rand(1, cin, shape.size, shape.size) * 4 - 1
-    sx, zx = 4 / 255, 64
+    # What each layer reads in its model: ReLU outputs (zero point 0) in ResNet-18 after the
+    # stem; signed values elsewhere (the image, MobileNetV2's linear bottlenecks).
+    post_relu = shape.model == "resnet18" and shape.in_channels > 3
+    x_float = torch.rand(1, cin, shape.size, shape.size) * (3 if post_relu else 4) - (0 if post_relu else 1)
+    sx, zx = (3 / 255, 0) if post_relu else (4 / 255, 64)
     x = ops.quantize_per_tensor(x_float, sx, zx, torch.uint8).contiguous(memory_format=torch.channels_last)
     w_float = torch.randn(cout, cin // groups, k, k) * 0.1
     ws = w_float.abs().amax(dim=(1, 2, 3)) / 127
