@@ -1,8 +1,9 @@
 // Pooling and resize ops on uint8 quantized tensors (N, C, H, W) or (C, H, W):
 // max_pool2d, avg_pool2d, adaptive_avg_pool2d, nearest and bilinear upsampling.
 // The output keeps the input's memory format. Pooling works on channels_last
-// (the fast path: vectors over channels) and NCHW planes directly; resizing
-// works on NHWC, so NCHW input goes through a channels_last copy.
+// (vectors over channels) and NCHW planes (split into stride phases, vectors over
+// output columns; adaptive windows of whole rows as contiguous byte runs) directly;
+// resizing works on NHWC, so NCHW input goes through a channels_last copy.
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
