@@ -182,6 +182,9 @@ def test_unary_matches_native(native):
 
 def test_bad_input_is_a_clear_error():
     a, b = random_u8((2, 3)), random_u8((3, 2))
+    for lo, hi in ((0.0, float("nan")), (float("nan"), 1.0)):  # NaN bounds: the ISA clamps would disagree
+        with pytest.raises(ValueError, match="must not be NaN"):
+            ops.hardtanh(torch.zeros(4, dtype=torch.uint8), 0.1, 0, lo, hi, 0.1, 0)
     with pytest.raises(ValueError, match="same shape"):
         ops.add(a, 0.1, 0, b, 0.1, 0, 0.1, 0)
     with pytest.raises(ValueError, match="broadcasting"):

@@ -263,7 +263,9 @@ at::Tensor mul_scalar(const at::Tensor& input, double x_scale, int64_t x_zp, dou
 at::Tensor hardtanh(const at::Tensor& input, double x_scale, int64_t x_zp, double min_val, double max_val,
                     double scale, int64_t zero_point) {
   check_unary(input, x_scale, x_zp, scale, zero_point);
-  TORCH_CHECK_VALUE(!(min_val > max_val), "hardtanh: min_val (", min_val, ") must not exceed max_val (", max_val, ")");
+  TORCH_CHECK_VALUE(!std::isnan(min_val) && !std::isnan(max_val), "hardtanh: min_val and max_val must not be NaN, got ",
+                    min_val, " and ", max_val);
+  TORCH_CHECK_VALUE(min_val <= max_val, "hardtanh: min_val (", min_val, ") must not exceed max_val (", max_val, ")");
   if (x_scale == scale && x_zp == zero_point) {
     return apply_clamp(input, quantize_u8(static_cast<float>(min_val), scale, zero_point),
                        quantize_u8(static_cast<float>(max_val), scale, zero_point));
