@@ -131,23 +131,37 @@ def test_depthwise_equals_grouped_gemm_bits():
                                   (3, 8, 10, 9, 16, 3, 1, 2, 2, 1),   # dilation 2
                                   (1, 12, 9, 7, 16, 3, 2, 1, 1, 1),   # stride 2, odd sizes
                                   (1, 6, 6, 6, 12, 3, 1, 1, 1, 2),    # grouped, 9 bytes a kernel row: no skipping
-                                  (2, 16, 5, 5, 8, 1, 2, 0, 1, 1)],   # 1x1 stride 2: no padding
+                                  (2, 16, 5, 5, 8, 1, 2, 0, 1, 1),    # 1x1 stride 2: no padding
+                                  (3, 4, 9, 13, 20, 3, 2, 1, 1, 1),   # batch 3, stride 2: bands across images
+                                  (1, 8, 2, 2, 8, 5, 1, 2, 1, 1),     # no interior column or row
+                                  (2, 12, 14, 6, 40, 5, 3, 2, 1, 1),  # stride 3, 5x5
+                                  (1, 8, 8, 8, 8, 3, 1, 1, 2, 1)],    # dilation 2: gathered rows
                          ids=case_id)
-def test_zero_input_zero_point_padding_equals_explicit_zero_rows(case):
-    """With input zero point 0, kernel rows entirely in the padding are skipped (only the rows
-    inside the image are multiplied): the result must be the bits of the same convolution on
-    an input padded with explicit zeros (no padding left to skip), on every ISA."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_zero_input_zero_point_padding_equals_explicit_zero_rows(case, threads):
+    """With input zero point 0, taps in the padding are left out (the GEMM reads the input in
+    place, or skips kernel rows of gathered rows): the result must be the bits of the same
+    convolution on an input padded with explicit zeros, on every ISA (scalar and avx512vnni read
+    in place, avx2 gathers) and thread count."""
     x, sx, _, w, ws, wz, bias, s, p, d, g = random_problem(case, per_channel=True,
                                                            weight_zero_points=bool(torch.randint(0, 2, (1,))))
     ref = float_reference(x, sx, 0, w, ws, wz, bias, s, p, d, g)
     sy, zy = output_params(ref)
     padded = F.pad(x, [p] * 4)  # zeros: the zero point
-    for isa in qtorch.supported_isas():
-        with qtorch.kernel_isa_scope(isa):
-            skipped = run_conv(x, sx, 0, w, ws, wz, bias, s, p, d, g, sy, zy)
-            explicit = run_conv(padded, sx, 0, w, ws, wz, bias, s, 0, d, g, sy, zy)
-        assert torch.equal(skipped, explicit), isa
-        assert (skipped.double() - quantize_reference(ref, sy, zy, False)).abs().max().item() <= 1, isa
+    previous, results = torch.get_num_threads(), {}
+    try:
+        torch.set_num_threads(threads)
+        for isa in qtorch.supported_isas():
+            with qtorch.kernel_isa_scope(isa):
+                skipped = run_conv(x, sx, 0, w, ws, wz, bias, s, p, d, g, sy, zy)
+                explicit = run_conv(padded, sx, 0, w, ws, wz, bias, s, 0, d, g, sy, zy)
+            assert torch.equal(skipped, explicit), isa
+            assert (skipped.double() - quantize_reference(ref, sy, zy, False)).abs().max().item() <= 1, isa
+            results[isa] = skipped
+        for isa, y in results.items():
+            assert torch.equal(y, results["scalar"]), f"{isa} differs from scalar"
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

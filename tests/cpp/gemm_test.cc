@@ -248,6 +248,51 @@ TEST(gemm_k_slice_matches_whole_where_a_is_zero_outside) {
   CHECK(kGemmScalar.k_slices_keep_col_sums);
 }
 
+// gemm_u8s8_segments equals gemm_u8s8 on rows holding the segments' bytes at
+// their reduction indices and zeros elsewhere (activation zero point 0): every
+// ISA that has it, every output, weight zero points too, rows that overlap.
+TEST(gemm_segments_match_gathered_rows) {
+  for (size_t m : {1, 5, 6, 13})
+    for (size_t n : {3, 16, 70})
+      for (size_t k : {8, 64, 200}) {
+        const int variant = uniform_int(0, 7);
+        Problem pr(m, n, k, variant & 1, variant & 2, variant & 4);
+        pr.pipeline.a_zero_point = 0;
+        // Up to 3 disjoint runs of whole groups, each read from a buffer of its own with its
+        // own placement but the common row stride.
+        const size_t groups = k / 4, lda = size_t(uniform_int(4, 80));
+        std::vector<GemmSegment> segments;
+        std::vector<std::vector<uint8_t>> buffers;
+        std::vector<uint8_t> gathered(m * k, 0);
+        for (size_t g = 0; g < groups;) {
+          const size_t len = std::min(groups - g, size_t(uniform_int(1, int(groups))));
+          if (uniform_int(0, 2) > 0 && segments.size() < 3) {
+            buffers.emplace_back((m - 1) * lda + len * 4);
+            for (uint8_t& v : buffers.back()) v = uint8_t(uniform_int(0, 255));
+            segments.push_back({buffers.back().data(), g * 4, len * 4});
+            for (size_t r = 0; r < m; ++r)
+              std::memcpy(&gathered[r * k + g * 4], buffers.back().data() + r * lda, len * 4);
+          }
+          g += len;
+        }
+        for (GemmOutput output : {GemmOutput::kUint8, GemmOutput::kInt32, GemmOutput::kFloat}) {
+          OutputPipeline p = pr.pipeline;
+          p.output = output;
+          const size_t bytes = gemm_output_bytes(output), ldc = n + 1;
+          std::vector<char> want((m * ldc + 1) * bytes, 7);
+          kGemmScalar.gemm_u8s8(m, 0, n, gathered.data(), k, pr.packed_b(), p, want.data(), ldc);
+          for (Isa isa : supported_isas()) {
+            const GemmSegmentsFn fn = gemm_ukernels(isa).gemm_u8s8_segments;
+            if (fn == nullptr) continue;
+            std::vector<char> got((m * ldc + 1) * bytes, 7);
+            fn(m, 0, n, segments.data(), segments.size(), lda, pr.packed_b(), p, got.data(), ldc);
+            CHECK(got == want);
+          }
+        }
+      }
+  CHECK(kGemmScalar.gemm_u8s8_segments != nullptr);
+}
+
 // The uint8 output of conv-like shapes (small K, N not a multiple of the
 // 64-column panel) and of output scales that push most results far outside
 // 0..255 on both sides (beyond the int16 range too): every ISA equals scalar,

@@ -91,6 +91,33 @@ KernelRows kernel_rows_inside(const ConvGeometry& g, size_t oh) {
   return rows;
 }
 
+KernelRows kernel_columns_inside(const ConvGeometry& g, size_t ow) {
+  KernelRows columns{0, 0};
+  size_t iw;
+  while (columns.first < g.kernel_w &&
+         !input_coord(ow, columns.first, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw))
+    ++columns.first;
+  columns.end = columns.first;
+  while (columns.end < g.kernel_w && input_coord(ow, columns.end, g.stride_w, g.pad_w, g.dilation_w, g.in_w, &iw))
+    ++columns.end;
+  return columns;
+}
+
+size_t in_place_segments(const ConvGeometry& g, const uint8_t* input, size_t n, size_t oh, size_t ow,
+                         GemmSegment* segments) {
+  const KernelRows rows = kernel_rows_inside(g, oh), columns = kernel_columns_inside(g, ow);
+  if (columns.first == columns.end) return 0;
+  const size_t c = g.pixel_stride;
+  const size_t iw = ow * g.stride_w + columns.first - g.pad_w;  // dilation_w == 1
+  size_t count = 0;
+  for (size_t kh = rows.first; kh < rows.end; ++kh) {
+    const size_t ih = oh * g.stride_h + kh * g.dilation_h - g.pad_h;
+    segments[count++] = {input + ((n * g.in_h + ih) * g.in_w + iw) * c, (kh * g.kernel_w + columns.first) * c,
+                         (columns.end - columns.first) * c};
+  }
+  return count;
+}
+
 void im2col_rows(const ConvGeometry& geometry, const uint8_t* input, size_t channel_begin, size_t channels,
                  uint8_t pad_value, size_t pixel_begin, size_t pixel_end, uint8_t* rows, size_t ld) {
   // A local copy: stores through `rows` (uint8_t may alias anything) would

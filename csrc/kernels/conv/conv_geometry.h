@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gemm/gemm.h"
+
 namespace qtorch {
 namespace kernels {
 
@@ -47,6 +49,20 @@ struct KernelRows {
   size_t first, end;
 };
 KernelRows kernel_rows_inside(const ConvGeometry& g, size_t oh);
+
+// Kernel columns [first, end) of output column ow that read input columns.
+KernelRows kernel_columns_inside(const ConvGeometry& g, size_t ow);
+
+// Output pixel (n, oh, ow)'s reduction read in place from the input, without
+// the padding: one GemmSegment per kernel row inside the image, covering its
+// kernel columns inside the image (k0, k in reduction indices (kh, kw, c)).
+// Needs kernel rows of contiguous bytes: dilation_w 1 and all the input's
+// channels (pixel_stride) in the reduction. Writes at most kernel_h segments
+// and returns their count. Neighbouring pixels with the same kernel rows and
+// columns inside are GEMM rows stride_w * pixel_stride bytes apart along a
+// row, stride_h * in_w * pixel_stride along a column.
+size_t in_place_segments(const ConvGeometry& g, const uint8_t* input, size_t n, size_t oh, size_t ow,
+                         GemmSegment* segments);
 
 // For output pixels [pixel_begin, pixel_end): taps() pointers each (row-major
 // over the window), to the input pixel's first channel or, for padding, to

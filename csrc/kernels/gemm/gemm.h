@@ -149,6 +149,23 @@ void unpack_b_f16(size_t n, size_t k, const uint16_t* packed, uint16_t* b, size_
 // parameters come: *min, *max over x[0..n) (n >= 1); both NaN if any x is NaN.
 using FloatRangeFn = void (*)(size_t n, const float* x, float* min, float* max);
 
+// One piece of every row's reduction, read in place: row r's A values for
+// weight reduction indices [k0, k0 + k) are the k bytes at a + r * lda (rows may
+// overlap: a convolution reads kernel rows straight from its input).
+struct GemmSegment {
+  const uint8_t* a;
+  size_t k0, k;  // multiples of kGemmGroupK
+};
+
+// C = pipeline(sum over the segments of A_s x B[:, k0 : k0 + k]) for m rows
+// (row stride lda for every segment), columns [n_begin, n_end): what gemm_u8s8
+// gives on rows that hold the segments' bytes and zeros elsewhere, bit for bit.
+// The activation zero point must be 0 (the reduction indices outside the
+// segments then add nothing to any term).
+using GemmSegmentsFn = void (*)(size_t m, size_t n_begin, size_t n_end, const GemmSegment* segments,
+                                size_t count, size_t lda, const PackedB& b, const OutputPipeline& out, void* c,
+                                size_t ldc);
+
 struct GemmUkernels {
   GemmFn gemm_u8s8;
   GemmF16Fn gemm_f32f16;
@@ -157,6 +174,8 @@ struct GemmUkernels {
   // col_sums: where they only enter multiplied by the activation zero point.
   // Not on NEON, whose dot products also undo a signed-activation trick with them.
   bool k_slices_keep_col_sums;
+  // Null where not written (callers gather rows for gemm_u8s8 instead).
+  GemmSegmentsFn gemm_u8s8_segments;
 };
 
 // The table for one ISA (which must be compiled into this build). amx maps to

@@ -158,7 +158,7 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
 
 }  // namespace
 
-const GemmUkernels kGemmAmx = {gemm_u8s8, kGemmAvx512Vnni.gemm_f32f16, kGemmAvx512Vnni.float_range, true};
+const GemmUkernels kGemmAmx = {gemm_u8s8, kGemmAvx512Vnni.gemm_f32f16, kGemmAvx512Vnni.float_range, true, nullptr};
 
 }  // namespace kernels
 }  // namespace qtorch

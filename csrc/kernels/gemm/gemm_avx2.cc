@@ -360,7 +360,7 @@ void float_range(size_t n, const float* x, float* min, float* max) {
 
 }  // namespace
 
-const GemmUkernels kGemmAvx2 = {gemm_u8s8, gemm_f32f16, float_range, true};
+const GemmUkernels kGemmAvx2 = {gemm_u8s8, gemm_f32f16, float_range, true, nullptr};
 
 }  // namespace kernels
 }  // namespace qtorch

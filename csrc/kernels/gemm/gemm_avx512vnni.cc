@@ -42,29 +42,34 @@ inline int32_t load_tail(const uint8_t* p, size_t bytes) {
   return v;
 }
 
-// out[r][j] = init[j] + sum over K of A row r x block j of the panel. The
-// accumulators are a flat local array with fully unrolled loops (GCC keeps them
-// in registers only then) and are copied out once. init holds the negated
-// zero-point offset of each block, so the epilogue need not subtract it.
+// out[r][j] = init[j] + sum over the segments of A row r x block j of the
+// panel (a plain GEMM is one segment of K's whole groups). The accumulators are
+// a flat local array with fully unrolled loops (GCC keeps them in registers only
+// then) and are copied out once. init holds the negated zero-point offset of
+// each block, so the epilogue need not subtract it.
 template <int MR, int NB>
-__attribute__((noinline)) void accumulate(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride,
-                                          const __m512i (&init)[kMaxBlocks], __m512i (&out)[kMaxRows][kMaxBlocks]) {
+__attribute__((noinline)) void accumulate(const GemmSegment* segments, size_t count, size_t row0, size_t lda,
+                                          const int8_t* b, size_t block_stride, const __m512i (&init)[kMaxBlocks],
+                                          __m512i (&out)[kMaxRows][kMaxBlocks]) {
   __m512i acc[MR * NB];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
     for (int j = 0; j < NB; ++j) acc[r * NB + j] = init[j];
-  const size_t full = k / kGemmGroupK;
-  const int8_t* bp = b;
-  for (size_t g = 0; g < full; ++g, bp += kGroupBytes) {
-    __m512i bv[NB];
+  for (size_t s = 0; s < count; ++s) {
+    const uint8_t* a = segments[s].a + row0;
+    const size_t groups = segments[s].k / kGemmGroupK;
+    const int8_t* bp = b + segments[s].k0 * kGemmBlockN;
+    for (size_t g = 0; g < groups; ++g, bp += kGroupBytes) {
+      __m512i bv[NB];
 #pragma GCC unroll 8
-    for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(bp + j * block_stride);
+      for (int j = 0; j < NB; ++j) bv[j] = _mm512_loadu_si512(bp + j * block_stride);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      const __m512i av = _mm512_set1_epi32(load_u32(a + r * lda + g * kGemmGroupK));
+      for (int r = 0; r < MR; ++r) {
+        const __m512i av = _mm512_set1_epi32(load_u32(a + r * lda + g * kGemmGroupK));
 #pragma GCC unroll 8
-      for (int j = 0; j < NB; ++j) acc[r * NB + j] = _mm512_dpbusd_epi32(acc[r * NB + j], av, bv[j]);
+        for (int j = 0; j < NB; ++j) acc[r * NB + j] = _mm512_dpbusd_epi32(acc[r * NB + j], av, bv[j]);
+      }
     }
   }
 #pragma GCC unroll 8
@@ -184,13 +189,15 @@ inline void store_row_u8(const __m512i* acc, int32_t row_sum, const BlockParams*
   }
 }
 
+// Rows [row, row + MR) of the segments (a plain GEMM passes one segment, K's
+// whole groups, and its k for the tail).
 template <int MR, int NB>
-void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_stride, const __m512i (&init)[kMaxBlocks],
-          const int32_t* row_sums, const BlockParams* bp, const PanelU8* fast, const OutputPipeline& p, void* c,
-          size_t ldc, size_t n0) {
+void tile(const GemmSegment* segments, size_t count, size_t row, size_t k, size_t lda, const int8_t* b,
+          size_t block_stride, const __m512i (&init)[kMaxBlocks], const int32_t* row_sums, const BlockParams* bp,
+          const PanelU8* fast, const OutputPipeline& p, void* c, size_t ldc, size_t n0) {
   __m512i acc[kMaxRows][kMaxBlocks];
-  accumulate<MR, NB>(k, a, lda, b, block_stride, init, acc);
-  if (k % kGemmGroupK) accumulate_tail<MR, NB>(k, a, lda, b, block_stride, acc);
+  accumulate<MR, NB>(segments, count, row * lda, lda, b, block_stride, init, acc);
+  if (k % kGemmGroupK) accumulate_tail<MR, NB>(k, segments[0].a + row * lda, lda, b, block_stride, acc);
   if (fast) {
     for (int r = 0; r < MR; ++r)
       store_row_u8<NB>(acc[r], row_sums[r], bp, p, *fast, static_cast<uint8_t*>(c) + r * ldc + n0);
@@ -200,9 +207,9 @@ void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, size_t block_
     for (int j = 0; j < NB; ++j) store_block(acc[r][j], row_sums[r], bp[j], p, c, r * ldc + n0 + j * kGemmBlockN);
 }
 
-using TileFn = void (*)(size_t, const uint8_t*, size_t, const int8_t*, size_t, const __m512i (&)[kMaxBlocks],
-                        const int32_t*, const BlockParams*, const PanelU8*, const OutputPipeline&, void*, size_t,
-                        size_t);
+using TileFn = void (*)(const GemmSegment*, size_t, size_t, size_t, size_t, const int8_t*, size_t,
+                        const __m512i (&)[kMaxBlocks], const int32_t*, const BlockParams*, const PanelU8*,
+                        const OutputPipeline&, void*, size_t, size_t);
 
 template <int NB>
 constexpr TileFn tile_for_rows(int rows) {
@@ -223,10 +230,12 @@ TileFn tile_fn(int rows, int blocks) {
   }
 }
 
-void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
-               const OutputPipeline& out, void* c, size_t ldc) {
+// The panel loop of both entry points: N in panels of up to 4 blocks, M in
+// tiles of up to 6 rows; `k` is the reduction of the pipeline's offsets and,
+// when not a multiple of 4, of the tail group after the (single) segment.
+void gemm_panels(size_t m, size_t n_begin, size_t n_end, const GemmSegment* segments, size_t count, size_t k,
+                 size_t lda, const PackedB& b, const OutputPipeline& out, void* c, size_t ldc) {
   if (m == 0 || n_begin >= n_end) return;
-  const size_t k = b.k;
   const size_t block_stride = b.block_stride;
   const bool need_row_sums = gemm_has_b_zero_points(out, n_begin, n_end);
   const size_t blocks = (n_end - n_begin + kGemmBlockN - 1) / kGemmBlockN;
@@ -252,11 +261,25 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
       const int mr = int(std::min<size_t>(kMaxRows, m - i));
       int32_t row_sums[kMaxRows] = {0, 0, 0, 0, 0, 0};
       if (need_row_sums)
-        for (int r = 0; r < mr; ++r) row_sums[r] = gemm_row_sum(a + (i + r) * lda, k);
-      tile_fn(mr, nb)(k, a + i * lda, lda, panel_b, block_stride, init, row_sums, bp, fast, out,
+        for (int r = 0; r < mr; ++r) row_sums[r] = gemm_segments_row_sum(segments, count, lda, i + r);
+      if (need_row_sums && k % kGemmGroupK)
+        for (int r = 0; r < mr; ++r)
+          row_sums[r] += gemm_row_sum(segments[0].a + (i + r) * lda + segments[0].k, k % kGemmGroupK);
+      tile_fn(mr, nb)(segments, count, i, k, lda, panel_b, block_stride, init, row_sums, bp, fast, out,
                       static_cast<char*>(c) + i * ldc * gemm_output_bytes(out.output), ldc, n0);
     }
   }
+}
+
+void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
+               const OutputPipeline& out, void* c, size_t ldc) {
+  const GemmSegment whole{a, 0, b.k / kGemmGroupK * kGemmGroupK};
+  gemm_panels(m, n_begin, n_end, &whole, 1, b.k, lda, b, out, c, ldc);
+}
+
+void gemm_u8s8_segments(size_t m, size_t n_begin, size_t n_end, const GemmSegment* segments, size_t count,
+                        size_t lda, const PackedB& b, const OutputPipeline& out, void* c, size_t ldc) {
+  gemm_panels(m, n_begin, n_end, segments, count, b.k / kGemmGroupK * kGemmGroupK, lda, b, out, c, ldc);
 }
 
 // Float16 weights: rows x blocks of 16 columns, one fma chain per output.
@@ -348,7 +371,7 @@ void float_range(size_t n, const float* x, float* min, float* max) {
 
 }  // namespace
 
-const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16, float_range, true};
+const GemmUkernels kGemmAvx512Vnni = {gemm_u8s8, gemm_f32f16, float_range, true, gemm_u8s8_segments};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -325,7 +325,7 @@ void float_range(size_t n, const float* x, float* min, float* max) {
 
 }  // namespace
 
-const GemmUkernels kGemmNeon = {gemm_u8s8, gemm_f32f16, float_range, false};
+const GemmUkernels kGemmNeon = {gemm_u8s8, gemm_f32f16, float_range, false, nullptr};
 
 }  // namespace kernels
 }  // namespace qtorch

@@ -84,6 +84,13 @@ inline int32_t gemm_row_sum(const uint8_t* a, size_t k) {
   return s;
 }
 
+// Row r's sum over every segment (see GemmSegmentsFn).
+inline int32_t gemm_segments_row_sum(const GemmSegment* segments, size_t count, size_t lda, size_t r) {
+  int32_t s = 0;
+  for (size_t i = 0; i < count; ++i) s += gemm_row_sum(segments[i].a + r * lda, segments[i].k);
+  return s;
+}
+
 inline bool gemm_has_b_zero_points(const OutputPipeline& p, size_t n_begin, size_t n_end) {
   if (p.b_zero_points == nullptr) return false;
   if (!p.b_per_channel) return p.b_zero_points[0] != 0;
