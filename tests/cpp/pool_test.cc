@@ -78,10 +78,10 @@ TEST(avg_pool_u8) {
 // Several outputs per call: windows sliding by row_step (NHWC rows with
 // channels > 1, NCHW planes with channels == 1), outputs y_step apart.
 TEST(pool_u8_many_outputs) {
-  for (size_t channels : {size_t(1), size_t(3), size_t(16), size_t(64), size_t(67)}) {
+  for (size_t channels : {size_t(1), size_t(3), size_t(16), size_t(33), size_t(64), size_t(67)}) {
     for (size_t row_step : {size_t(1), size_t(2), size_t(3)}) {
      for (size_t outputs : {size_t(13), size_t(16), size_t(17), size_t(32), size_t(33), size_t(100)}) {
-      const size_t count = 3, step = row_step * channels;
+      const size_t count = 2 + outputs % 3, step = row_step * channels;  // 2, 3 and 4 rows (unrolled 2 and 3)
       // Rows end exactly at the last element read, so an over-read shows under sanitizers.
       Rows rows(count, (outputs - 1) * step + channels);
       const size_t y_step = outputs % 2 ? channels : channels + 2;

@@ -2,7 +2,8 @@
 // pointers per ISA. A pooling call produces `outputs` output pixels of
 // `channels` contiguous values each, output o from the rows
 // rows[k] + o * row_step (k < count) that the op layer selected (an
-// indirection list: padding is simply left out), written to y + o * y_step.
+// indirection list: padding is simply left out), written to y + o * y_step
+// (never overlapping the rows: a vector tail may compute a few values twice).
 // So one kernel serves NHWC windows (channels = C), separable passes over
 // whole image rows, and NCHW planes (split into phases by deinterleave_u8, so
 // channels = output columns; or channels = 1, row_step = stride), for every
