@@ -56,18 +56,24 @@ inline void madd_group(const int8_t* group, const __m256i (&av)[MR], __m256i* ac
   }
 }
 
-// pairs[r * 4 + q] = pair sums of row r, quarter q, over the full groups of K.
+// pairs[r * 4 + q] = pair sums of row r, quarter q, over the segments (a plain
+// GEMM is one segment: the full groups of K).
 template <int MR>
-__attribute__((noinline)) void accumulate(size_t k, const uint8_t* a, size_t lda, const int8_t* b, __m256i* pairs) {
+__attribute__((noinline)) void accumulate(const GemmSegment* segments, size_t count, size_t row0, size_t lda,
+                                          const int8_t* b, __m256i* pairs) {
   __m256i acc[MR * 4];
 #pragma GCC unroll 16
   for (int i = 0; i < MR * 4; ++i) acc[i] = _mm256_setzero_si256();
-  const size_t full = k / kGemmGroupK;
-  for (size_t g = 0; g < full; ++g) {
-    __m256i av[MR];
+  for (size_t s = 0; s < count; ++s) {
+    const uint8_t* a = segments[s].a + row0;
+    const int8_t* bs = b + segments[s].k0 * kGemmBlockN;
+    const size_t full = segments[s].k / kGemmGroupK;
+    for (size_t g = 0; g < full; ++g) {
+      __m256i av[MR];
 #pragma GCC unroll 4
-    for (int r = 0; r < MR; ++r) av[r] = broadcast_group(load_u32(a + r * lda + g * kGemmGroupK));
-    madd_group<MR>(b + g * kGroupBytes, av, acc);
+      for (int r = 0; r < MR; ++r) av[r] = broadcast_group(load_u32(a + r * lda + g * kGemmGroupK));
+      madd_group<MR>(bs + g * kGroupBytes, av, acc);
+    }
   }
 #pragma GCC unroll 16
   for (int i = 0; i < MR * 4; ++i) pairs[i] = acc[i];
@@ -232,12 +238,14 @@ void store_block(const __m256i (&acc)[2], int32_t row_sum, const BlockParams& bp
   }
 }
 
+// Rows [row, row + MR) of the segments (a plain GEMM passes one segment, K's
+// whole groups, and its k for the tail).
 template <int MR>
-void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, const int32_t* row_sums, const BlockParams& bp,
-          const OutputPipeline& p, void* c, size_t ldc, size_t n0) {
+void tile(const GemmSegment* segments, size_t count, size_t row, size_t k, size_t lda, const int8_t* b,
+          const int32_t* row_sums, const BlockParams& bp, const OutputPipeline& p, void* c, size_t ldc, size_t n0) {
   __m256i pairs[MR * 4];
-  accumulate<MR>(k, a, lda, b, pairs);
-  if (k % kGemmGroupK) accumulate_tail<MR>(k, a, lda, b, pairs);
+  accumulate<MR>(segments, count, row * lda, lda, b, pairs);
+  if (k % kGemmGroupK) accumulate_tail<MR>(k, segments[0].a + row * lda, lda, b, pairs);
   for (int r = 0; r < MR; ++r) {
     // Pair sums [c0 c0' c1 c1' | c2 c2' c3 c3'] of quarters q, q+1 -> 8 columns in order.
     const __m256i sums[2] = {
@@ -247,27 +255,41 @@ void tile(size_t k, const uint8_t* a, size_t lda, const int8_t* b, const int32_t
   }
 }
 
-void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
-               const OutputPipeline& out, void* c, size_t ldc) {
+// Both entry points: blocks of 16 columns, tiles of up to kMaxRows rows; `k` is
+// the reduction of the pipeline's offsets and, when not a multiple of 4, of the
+// tail group after the (single) segment.
+void gemm_blocks(size_t m, size_t n_begin, size_t n_end, const GemmSegment* segments, size_t count, size_t k,
+                 size_t lda, const PackedB& b, const OutputPipeline& out, void* c, size_t ldc) {
   if (m == 0 || n_begin >= n_end) return;
-  const size_t k = b.k;
-  const size_t block_stride = b.block_stride;
   const bool need_row_sums = gemm_has_b_zero_points(out, n_begin, n_end);
   const size_t bytes = gemm_output_bytes(out.output);
   for (size_t n0 = n_begin; n0 < n_end; n0 += kGemmBlockN) {
     const BlockParams bp = block_params(out, b, n0, std::min(kGemmBlockN, n_end - n0));
-    const int8_t* block = b.data + (n0 / kGemmBlockN) * block_stride;
+    const int8_t* block = b.data + (n0 / kGemmBlockN) * b.block_stride;
     for (size_t i = 0; i < m; i += kMaxRows) {
       const int mr = int(std::min<size_t>(kMaxRows, m - i));
       int32_t row_sums[kMaxRows] = {0, 0};
       if (need_row_sums)
-        for (int r = 0; r < mr; ++r) row_sums[r] = gemm_row_sum(a + (i + r) * lda, k);
+        for (int r = 0; r < mr; ++r) {
+          row_sums[r] = gemm_segments_row_sum(segments, count, lda, i + r);
+          if (k % kGemmGroupK) row_sums[r] += gemm_row_sum(segments[0].a + (i + r) * lda + segments[0].k, k % kGemmGroupK);
+        }
       void* c_rows = static_cast<char*>(c) + i * ldc * bytes;
-      const uint8_t* a_rows = a + i * lda;
-      if (mr == 2) tile<2>(k, a_rows, lda, block, row_sums, bp, out, c_rows, ldc, n0);
-      else tile<1>(k, a_rows, lda, block, row_sums, bp, out, c_rows, ldc, n0);
+      if (mr == 2) tile<2>(segments, count, i, k, lda, block, row_sums, bp, out, c_rows, ldc, n0);
+      else tile<1>(segments, count, i, k, lda, block, row_sums, bp, out, c_rows, ldc, n0);
     }
   }
+}
+
+void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
+               const OutputPipeline& out, void* c, size_t ldc) {
+  const GemmSegment whole{a, 0, b.k / kGemmGroupK * kGemmGroupK};
+  gemm_blocks(m, n_begin, n_end, &whole, 1, b.k, lda, b, out, c, ldc);
+}
+
+void gemm_u8s8_segments(size_t m, size_t n_begin, size_t n_end, const GemmSegment* segments, size_t count,
+                        size_t lda, const PackedB& b, const OutputPipeline& out, void* c, size_t ldc) {
+  gemm_blocks(m, n_begin, n_end, segments, count, b.k / kGemmGroupK * kGemmGroupK, lda, b, out, c, ldc);
 }
 
 // Float16 weights: 4 rows x 16 columns (two vectors of 8), one fma chain per output.
@@ -360,7 +382,7 @@ void float_range(size_t n, const float* x, float* min, float* max) {
 
 }  // namespace
 
-const GemmUkernels kGemmAvx2 = {gemm_u8s8, gemm_f32f16, float_range, true, nullptr};
+const GemmUkernels kGemmAvx2 = {gemm_u8s8, gemm_f32f16, float_range, true, gemm_u8s8_segments};
 
 }  // namespace kernels
 }  // namespace qtorch
