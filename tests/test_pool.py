@@ -239,6 +239,14 @@ def test_pool2d_nchw_huge_stride_keeps_the_row_path(isa):
     out = ops.avg_pool2d(x, [2, 2], [1000, 1000], [1, 1], True, False, None, 0.1, 3, 0.1, 3)
     ref = quantize(F.avg_pool2d(dequantize(x, 0.1, 3), 2, 1000, 1, True, False), 0.1, 3)
     assert max_abs_diff(out, ref) <= 1
+    # Strides near 2^63 (as the fuzzer passes them) must not overflow the phase sizes.
+    x = random_u8((1, 2, 5, 7))
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    for stride in ([2 ** 62, 2 ** 63 - 1], [1, 2 ** 62], [2 ** 63 - 1, 2]):
+        args = ([2, 2], stride, [1, 1], [1, 1], True)
+        assert torch.equal(ops.max_pool2d(x, *args), ops.max_pool2d(x_cl, *args))
+        args = ([2, 2], stride, [1, 1], True, False, None, 0.1, 3, 0.1, 3)
+        assert torch.equal(ops.avg_pool2d(x, *args), ops.avg_pool2d(x_cl, *args))
 
 
 @pytest.mark.parametrize("output_size", [(1, 1), (3, 1), (7, 1)])

@@ -201,8 +201,14 @@ PhaseLayout phase_layout(int64_t h, int64_t w, const Window2d& g) {
   return l;
 }
 
-// Huge strides would make mostly empty phases: those geometries keep the per-row path.
-bool phases_fit(const PhaseLayout& l, int64_t h, int64_t w) { return l.size <= 4 * h * w + (1 << 16); }
+// Huge strides (or kernel extents) would make mostly empty phases, and sizes past int64:
+// those geometries keep the per-row path. Checked before phase_layout computes anything,
+// on a bound of its size in double (the fuzzer passes strides up to 2^63 - 1).
+bool phases_fit(int64_t h, int64_t w, const Window2d& g) {
+  const double rows = (double(g.ph) + double(h) + double(g.kh) * double(g.dh)) / double(g.sh) + double(g.oh) + 3;
+  const double pitch = (double(g.pw) + double(w) + double(g.kw) * double(g.dw)) / double(g.sw) + double(g.ow) + 3;
+  return double(g.sh) * double(g.sw) * rows * pitch <= 4.0 * double(h) * double(w) + double(1 << 16);
+}
 
 // Runs fn(plane, phases, tap pointers of output (0, 0)) for every NCHW plane, in
 // parallel; a task's buffer is filled with the pad value once, and each plane
@@ -243,22 +249,24 @@ void pool_all_outputs(const Window2d& g, const PhaseLayout& l, const Call& call)
 bool max_pool2d_planes(const Images& v, const Window2d& g, uint8_t* py) {
   Window2d across = g;  // the horizontal pass: one row of window, over the oh vertical maxima
   across.kh = across.sh = across.dh = 1, across.ph = 0;
+  if (!phases_fit(v.h, v.w, g) || !phases_fit(g.oh, v.w, across)) return false;
   const PhaseLayout l = phase_layout(g.oh, v.w, across);
-  if (!phases_fit(l, g.oh, v.w)) return false;
   const auto& k = pool_ukernels();
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   const auto [lo, hi] = interior_columns(v.h, g.oh, g.kh, g.sh, g.ph, g.dh);  // output rows without padding
+  // The vertical maxima go to rows laid out like the phases interleaved back (pitch
+  // sw * pitch, margins of 0), so one deinterleave of the whole buffer splits them.
+  const int64_t padded_row = g.sw * l.pitch, first = g.sw * l.left;
   at::parallel_for(0, v.count, std::max<int64_t>(1, kGrain / (g.oh * g.ow)), [&](int64_t begin, int64_t end) {
-    std::vector<uint8_t> vertical(g.kh > 1 ? g.oh * v.w : 0), phases(l.size, 0);
+    std::vector<uint8_t> vertical(g.kh > 1 ? g.oh * padded_row : 0, 0), phases(l.size, 0);
     std::vector<const uint8_t*> rows(std::max(g.kh, g.kw));
     for (int64_t plane = begin; plane < end; ++plane) {
       const uint8_t* src = px + plane * v.h * v.w;
-      const uint8_t* maxima = src;  // kh == 1 (then ph == 0): the input rows themselves, sh rows apart
-      int64_t maxima_step = g.sh * v.w;
       if (g.kh > 1) {
+        uint8_t* maxima = vertical.data() + first;
         if (hi > lo) {
           for (int64_t i = 0; i < g.kh; ++i) rows[i] = src + (lo * g.sh - g.ph + i * g.dh) * v.w;
-          k.max_pool_u8(hi - lo, v.w, g.kh, rows.data(), g.sh * v.w, vertical.data() + lo * v.w, v.w);
+          k.max_pool_u8(hi - lo, v.w, g.kh, rows.data(), g.sh * v.w, maxima + lo * padded_row, padded_row);
         }
         for (int64_t r = 0; r < g.oh; ++r) {  // rows whose window reaches into the padding
           if (r == lo && hi > lo) r = hi;
@@ -268,12 +276,13 @@ bool max_pool2d_planes(const Images& v, const Window2d& g, uint8_t* py) {
             const int64_t ih = r * g.sh - g.ph + i * g.dh;
             if (ih >= 0 && ih < v.h) rows[count++] = src + ih * v.w;
           }
-          if (count == 0) std::memset(vertical.data() + r * v.w, 0, v.w);
-          else k.max_pool_u8(1, v.w, count, rows.data(), 0, vertical.data() + r * v.w, 0);
+          if (count == 0) std::memset(maxima + r * padded_row, 0, v.w);
+          else k.max_pool_u8(1, v.w, count, rows.data(), 0, maxima + r * padded_row, 0);
         }
-        maxima = vertical.data(), maxima_step = v.w;
+        k.deinterleave_u8(1, g.oh * padded_row, g.sw, vertical.data(), 0, phases.data(), 0, l.rows * l.pitch);
+      } else {  // kh == 1 (then ph == 0): the input rows themselves, sh rows apart
+        k.deinterleave_u8(g.oh, v.w, g.sw, src, g.sh * v.w, phases.data() + l.left, l.pitch, l.rows * l.pitch);
       }
-      k.deinterleave_u8(g.oh, v.w, g.sw, maxima, maxima_step, phases.data() + l.left, l.pitch, l.rows * l.pitch);
       for (int64_t j = 0; j < g.kw; ++j) rows[j] = phases.data() + l.taps[j];
       uint8_t* out = py + plane * g.oh * g.ow;
       pool_all_outputs(g, l, [&](int64_t outputs, int64_t channels, int64_t row_step, int64_t y_step) {
@@ -423,12 +432,9 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
   const auto fn = pool_ukernels().avg_pool_u8;
-  if (!v.nhwc) {
-    const PhaseLayout l = phase_layout(v.h, v.w, g);
-    if (phases_fit(l, v.h, v.w)) {
-      avg_pool2d_planes(v, g, l, count_include_pad, divisor_override, r, py);
-      return unbatch(v, y);
-    }
+  if (!v.nhwc && phases_fit(v.h, v.w, g)) {
+    avg_pool2d_planes(v, g, phase_layout(v.h, v.w, g), count_include_pad, divisor_override, r, py);
+    return unbatch(v, y);
   }
   const int64_t ch = v.ch;
   const auto [lo, hi] = interior_columns(v.w, g.ow, g.kw, g.sw, g.pw, 1);
