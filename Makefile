@@ -34,8 +34,11 @@ $(BUILT): $(STAMP) $(SOURCES)
 	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
 	touch $(BUILT)
 
+# A crash in the fuzz tests leaves its last call's arguments in $(BUILD)/fuzz_last_call.txt.
 test-python: build
-	$(PY) -m pytest -q
+	@mkdir -p $(BUILD)
+	QTORCH_FUZZ_LAST_CALL=$(BUILD)/fuzz_last_call.txt $(PY) -m pytest -q || \
+	  { echo "last fuzz call:"; cat $(BUILD)/fuzz_last_call.txt 2>/dev/null; exit 1; }
 
 test-cpp:
 	cmake -S . -B $(BUILD)/kernels -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null

@@ -181,8 +181,27 @@ def assert_same(want, got, what):
         assert same_result(a, b), what
 
 
+# A crash kills the process before Hypothesis can report the example: with this variable set
+# (make test sets it), every guarded call first writes its arguments there, for the Makefile
+# to print when the run dies.
+LAST_CALL_FILE = os.environ.get("QTORCH_FUZZ_LAST_CALL")
+
+
+def describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        text = f"Tensor{tuple(value.shape)} {value.dtype} {value.device.type} stride={value.stride()}"
+        text += f" offset={value.storage_offset()}"
+        return text + (f" values={value.tolist()}" if value.device.type != "meta" and value.numel() <= 16 else "")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(describe(v) for v in value) + "]"
+    return repr(value)
+
+
 def run_guarded(fn, *args):
     """(result, None) or (None, exception); a non-Exception (a crash surfacing otherwise) propagates."""
+    if LAST_CALL_FILE:
+        with open(LAST_CALL_FILE, "w") as f:
+            f.write(f"{getattr(fn, '__name__', fn)} {describe(list(args))}\n")
     with watchdog(), memory_cap():
         try:
             return fn(*args), None
