@@ -309,11 +309,14 @@ void conv_depthwise(const ConvPlan& p, const uint8_t* x, const at::Tensor& packe
 // inside the image are the rows of one call: the interior of each output row,
 // then each border column down a band of output rows. Needs whole pixels per
 // kernel row: groups 1, dilation_w 1, channels a multiple of 4 (k0 on a group).
+// 1x1, stride 1, no padding: the NHWC input itself is the GEMM's A.
+bool is_direct(const ConvGeometry& g) {
+  return g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 && g.pad_w == 0;
+}
+
 bool in_place_gemm_applies(const ConvPlan& p, const ConvArgs& a) {
   const ConvGeometry& g = p.geometry;
-  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-                      g.pad_w == 0;
-  return !direct && a.input_zero_point == 0 && p.groups == 1 && g.dilation_w == 1 &&
+  return !is_direct(g) && a.input_zero_point == 0 && p.groups == 1 && g.dilation_w == 1 &&
          p.in_channels % int64_t(kernels::kGemmGroupK) == 0 && kernels::gemm_ukernels().gemm_u8s8_segments;
 }
 
@@ -324,14 +327,14 @@ void conv_gemm_in_place(const ConvPlan& p, const uint8_t* x, const kernels::Pack
   const int64_t rows = p.batch * p.out_h, threads = at::get_num_threads();
   auto ceil_div = [](int64_t u, int64_t v) { return (u + v - 1) / v; };
   // Output columns whose whole kernel width is inside the image.
-  int64_t lo = 0, hi = 0;
-  while (lo < p.out_w && kernels::kernel_columns_inside(g, size_t(lo)).end -
-                                 kernels::kernel_columns_inside(g, size_t(lo)).first != g.kernel_w)
-    ++lo;
-  for (hi = lo; hi < p.out_w; ++hi) {
-    const kernels::KernelRows c = kernels::kernel_columns_inside(g, size_t(hi));
-    if (c.end - c.first != g.kernel_w) break;
-  }
+  auto whole_width = [&](int64_t ow) {
+    const kernels::KernelRows c = kernels::kernel_columns_inside(g, size_t(ow));
+    return c.end - c.first == g.kernel_w;
+  };
+  int64_t lo = 0;
+  while (lo < p.out_w && !whole_width(lo)) ++lo;
+  int64_t hi = lo;
+  while (hi < p.out_w && whole_width(hi)) ++hi;
   // Bands of output rows, a multiple of the threads; where bands cannot share
   // the work evenly (7 rows on 2 threads), each thread takes a share of the
   // output channels of every band instead.
@@ -426,8 +429,7 @@ void conv_gemm(const ConvPlan& p, const uint8_t* x, const at::Tensor& packed, co
   }
   // 1x1, stride 1, no padding: the NHWC input is the GEMM's A, rows of
   // in_channels bytes. Otherwise im2col rows, a tile at a time.
-  const bool direct = g.kernel_h == 1 && g.kernel_w == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_h == 0 &&
-                      g.pad_w == 0;
+  const bool direct = is_direct(g);
   const int64_t pixels = int64_t(g.out_pixels());
   // Gathered tiles stay within ~128 KiB (L2) so the GEMM re-reads them from cache.
   const int64_t max_tile =
