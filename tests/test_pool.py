@@ -259,3 +259,35 @@ def test_adaptive_avg_pool2d_nchw_whole_rows_match_channels_last(isa, output_siz
     assert out.is_contiguous() and max_abs_diff(out, ref) <= 1
     x_cl = x.contiguous(memory_format=torch.channels_last)
     assert torch.equal(out, ops.adaptive_avg_pool2d(x_cl, list(output_size), sx, zx, s, z))
+
+
+# ---- windows whose byte sum passes int32 ---------------------------------------------------------
+# 2903 x 2999 = 8706097 taps, past 2^31 / 255 = 8421504: a window of the whole plane of bytes near 255
+# (input zero point 0) has a byte sum past int32, one of bytes near 0 with input zero point 255 a
+# bias + sum below it (int32 wraparound would hide anything less: the final value must not fit).
+BIG_PLANE = (2903, 2999)
+
+
+@pytest.fixture(scope="module", params=[(cl, high) for cl in FORMATS for high in (True, False)],
+                ids=lambda p: ("channels_last" if p[0] else "nchw") + ("-high" if p[1] else "-low"))
+def big_plane(request):
+    """An input, its parameters and the float reference of its whole-plane average: drawn once
+    per module run and shared by the ISAs (drawing and the reference cost more than the ops)."""
+    channels_last, high = request.param
+    # Channel 0 all 255 (or all 0), channel 1 random in 240..255 (or 0..15): mean 247.5 (7.5)
+    # still overflows. With one channel, channels_last would be the NCHW layout too.
+    x = torch.randint(240, 256, (1, 2) + BIG_PLANE, dtype=torch.uint8)
+    x[:, 0] = 255
+    if not high:
+        x = 255 - x
+    x = x.contiguous(memory_format=_memory_format(channels_last))
+    (sx, zx), (s, z) = (0.05, 0 if high else 255), (0.1, 0 if high else 255)  # averages land mid-range
+    # The float reference in float64 (a float32 sum of 8.7M values drifts by whole steps),
+    # averaging before dequantizing: the same real number, and a quarter of the time.
+    return x, (sx, zx, s, z), quantize((F.adaptive_avg_pool2d(x.double(), 1) - zx) * sx, s, z)
+
+
+def test_avg_pool_of_a_plane_past_int32_sums_is_exact(isa, big_plane):
+    x, (sx, zx, s, z), ref = big_plane  # both ops average the whole plane
+    assert max_abs_diff(ops.adaptive_avg_pool2d(x, [1, 1], sx, zx, s, z), ref) <= 1
+    assert max_abs_diff(ops.avg_pool2d(x, list(BIG_PLANE), [], [0, 0], False, True, None, sx, zx, s, z), ref) <= 1

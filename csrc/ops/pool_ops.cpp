@@ -361,8 +361,9 @@ AvgRequant check_avg_params(double input_scale, int64_t input_zp, double scale, 
   return {static_cast<float>(input_scale / scale), static_cast<int32_t>(input_zp), static_cast<int32_t>(zero_point)};
 }
 
+// The bias in int64: a window of a large plane (global pooling) can have more than 2^31 / 255 taps.
 kernels::AvgPoolParams avg_params(const AvgRequant& r, size_t count, int64_t divisor) {
-  return {-r.in_zp * static_cast<int32_t>(count), r.ratio / static_cast<float>(divisor), r.out_zp};
+  return {-int64_t(r.in_zp) * static_cast<int64_t>(count), r.ratio / static_cast<float>(divisor), r.out_zp};
 }
 
 // Window extents along one axis as avg_pool2d divides by them: clipped to the padded

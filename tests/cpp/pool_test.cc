@@ -193,3 +193,75 @@ TEST(avg_pool_runs_u8) {
     }
   }
 }
+
+// Windows of more than 2^31 / 255 taps (global pooling of planes past ~8.4M bytes): bytes near 255
+// with input zero point 0 make a byte sum past int32, bytes near 0 with zero point 255 a bias + sum
+// below it. Every path against the int64 formula. The taps all read one row (a real window's rows
+// differ, the arithmetic is the same), so the test needs a pointer table, not gigabytes.
+namespace {
+
+// 5% past 2^31 / 255: the random bytes (mean 247.5, or 255 - 7.5 below the zero point) overflow too.
+size_t past_int32_taps() { return size_t(0x7fffffff) / 255 / 20 * 21; }
+
+// Row bytes in 240..255 (high) or 0..15, byte 0 at the extreme.
+std::vector<uint8_t> extreme_bytes(size_t n, bool high) {
+  std::vector<uint8_t> bytes(n);
+  for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>(i == 0 ? 0 : random_int(0, 15));
+  if (high) {
+    for (uint8_t& b : bytes) b = static_cast<uint8_t>(255 - b);
+  }
+  return bytes;
+}
+
+uint8_t avg_formula(int64_t sum, const AvgPoolParams& p) {
+  const double q = double(std::nearbyint(float(p.bias + sum) * p.multiplier)) + p.zero_point;
+  return static_cast<uint8_t>(std::min(255.0, std::max(0.0, q)));
+}
+
+}  // namespace
+
+TEST(avg_pool_u8_past_int32) {
+  const size_t count = past_int32_taps();
+  for (bool high : {true, false}) {
+    const int32_t zp_in = high ? 0 : 255;
+    // channels 1: NCHW planes (three outputs a byte apart); 17: vectors and a tail on every ISA.
+    for (size_t channels : {size_t(1), size_t(17)}) {
+      const size_t outputs = channels == 1 ? 3 : 1, row_step = channels == 1 ? 1 : 0;
+      const std::vector<uint8_t> row = extreme_bytes((outputs - 1) * row_step + channels, high);
+      const std::vector<const uint8_t*> taps(count, row.data());
+      const AvgPoolParams p{-int64_t(zp_in) * int64_t(count), 0.05f / 0.1f / float(count), zp_in};
+      std::vector<uint8_t> want(outputs * channels), got(outputs * channels);
+      kPoolScalar.avg_pool_u8(outputs, channels, count, taps.data(), row_step, want.data(), channels, p);
+      for (size_t o = 0; o < outputs; ++o) {
+        for (size_t c = 0; c < channels; ++c) {
+          CHECK_EQ(int(want[o * channels + c]), int(avg_formula(int64_t(count) * row[o * row_step + c], p)));
+        }
+      }
+      for (Isa isa : qtorch::testing::vector_isas()) {
+        std::fill(got.begin(), got.end(), 0);
+        pool_ukernels(isa).avg_pool_u8(outputs, channels, count, taps.data(), row_step, got.data(), channels, p);
+        CHECK(want == got);
+      }
+    }
+  }
+}
+
+// The same for contiguous runs: 17 runs (AVX-512's blocks of 16 and a tail) all reading one buffer.
+TEST(avg_pool_runs_u8_past_int32) {
+  const size_t length = past_int32_taps(), runs = 17;
+  for (bool high : {true, false}) {
+    const int32_t zp_in = high ? 0 : 255;
+    const std::vector<uint8_t> x = extreme_bytes(length, high);
+    int64_t sum = 0;
+    for (uint8_t b : x) sum += b;
+    const AvgPoolParams p{-int64_t(zp_in) * int64_t(length), 0.05f / 0.1f / float(length), zp_in};
+    std::vector<uint8_t> want(runs), got(runs);
+    kPoolScalar.avg_pool_runs_u8(runs, length, x.data(), 0, want.data(), 1, p);
+    for (size_t i = 0; i < runs; ++i) CHECK_EQ(int(want[i]), int(avg_formula(sum, p)));
+    for (Isa isa : qtorch::testing::vector_isas()) {
+      std::fill(got.begin(), got.end(), 0);
+      pool_ukernels(isa).avg_pool_runs_u8(runs, length, x.data(), 0, got.data(), 1, p);
+      CHECK(want == got);
+    }
+  }
+}

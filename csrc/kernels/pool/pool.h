@@ -13,7 +13,9 @@
 //   max_pool: y[o * y_step + c] = max_k rows[k][o * row_step + c]         (count >= 1; exact)
 //   avg_pool: y[o * y_step + c] = clamp(round_half_even(float(bias + sum_k rows[k][o * row_step + c])
 //                                        * multiplier) + zero_point, 0, 255)
-//             bias = -input_zero_point * count, multiplier = in_scale / out_scale / divisor
+//             bias = -input_zero_point * count, multiplier = in_scale / out_scale / divisor;
+//             bias + sum is exact in int64 for every count (a global average over a plane of
+//             more than 2^31 / 255 bytes passes int32), then rounded once to float.
 //   bilinear: y[c] = clamp(round_half_even(h0 * (w0 * r0[c] + w1 * r1[c]) + h1 * (w0 * r2[c] + w1 * r3[c])),
 //                          0, 255)   on the raw integers (weights sum to 1, so the
 //             quantization parameters carry over), rows = {top-left, top-right,
@@ -37,7 +39,7 @@ namespace qtorch {
 namespace kernels {
 
 struct AvgPoolParams {
-  int32_t bias;
+  int64_t bias;  // -input_zero_point * count: past int32 for windows of more than 2^31 / 255 taps
   float multiplier;
   int32_t zero_point;
 };

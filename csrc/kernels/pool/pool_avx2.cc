@@ -71,9 +71,10 @@ void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
   for (; c < channels; ++c) y[c] = max_pool_value(count, rows, off + c);
 }
 
+// count <= kAvgPoolInt32Taps: the sums and the bias fit int32 lanes.
 void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y,
                const AvgPoolParams& p) {
-  const __m256i bias = _mm256_set1_epi32(p.bias);
+  const __m256i bias = _mm256_set1_epi32(static_cast<int32_t>(p.bias));
   const __m256 mult = _mm256_set1_ps(p.multiplier), zp = _mm256_set1_ps(float(p.zero_point));
   auto finish = [&](__m256i acc) { return finish8(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bias)), mult), zp); };
   size_t c = 0;
@@ -164,6 +165,7 @@ void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* cons
 
 void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
               uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  if (count > kAvgPoolInt32Taps) return avg_pool_wide(outputs, channels, count, rows, row_step, y, y_step, p);
   for (size_t o = 0; o < outputs; ++o) {
     if (channels == 1) y[o * y_step] = avg_pool_value(count, rows, o * row_step, p);
     else avg_pixel(channels, count, rows, o * row_step, y + o * y_step, p);
@@ -253,7 +255,7 @@ void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, 
     }
     const __m128i half = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     const int64_t sum = _mm_cvtsi128_si64(half) + _mm_extract_epi64(half, 1);
-    y[i * y_step] = avg_pool_finish(static_cast<int32_t>(sum), p);
+    y[i * y_step] = avg_pool_finish(sum, p);
   }
 }
 

@@ -70,9 +70,10 @@ void max_rows_fixed(size_t outputs, size_t channels, const uint8_t* const* rows,
   }
 }
 
+// count <= kAvgPoolInt32Taps: the sums and the bias fit int32 lanes.
 void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y,
                const AvgPoolParams& p) {
-  const __m512i bias = _mm512_set1_epi32(p.bias);
+  const __m512i bias = _mm512_set1_epi32(static_cast<int32_t>(p.bias));
   const __m512 mult = _mm512_set1_ps(p.multiplier), zp = _mm512_set1_ps(float(p.zero_point));
   for (size_t c = 0; c < channels; c += 64) {
     if (channels - c <= 16) {  // one vector of channels left (or in all): one accumulator
@@ -136,6 +137,7 @@ void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* cons
 
 void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
               uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  if (count > kAvgPoolInt32Taps) return avg_pool_wide(outputs, channels, count, rows, row_step, y, y_step, p);
   for (size_t o = 0; o < outputs; ++o) {
     if (channels == 1) y[o * y_step] = avg_pool_value(count, rows, o * row_step, p);
     else avg_pixel(channels, count, rows, o * row_step, y + o * y_step, p);
@@ -203,9 +205,10 @@ void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, si
 }
 
 // Byte sums by vpsadbw against zero: eight 64-bit partial sums per run, the
-// last block masked. Sixteen runs at a time: their partial sums are added
-// together in a transpose tree into one vector of 16 int32 sums, finished
-// like avg_pool.
+// last block masked. Sixteen runs at a time (runs of at most kAvgPoolInt32Taps
+// bytes, whose sums and bias fit int32): their partial sums are added together
+// in a transpose tree into one vector of 16 int32 sums, finished like avg_pool.
+// Longer runs one at a time, on their exact 64-bit sums.
 inline __m512i run_partial_sums(const uint8_t* src, size_t length) {
   const __m512i zero = _mm512_setzero_si512();
   __m512i acc = zero;
@@ -217,10 +220,10 @@ inline __m512i run_partial_sums(const uint8_t* src, size_t length) {
 
 void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
                    const AvgPoolParams& p) {
-  const __m512i bias = _mm512_set1_epi32(p.bias);
+  const __m512i bias = _mm512_set1_epi32(static_cast<int32_t>(p.bias));  // used only when it fits
   const __m512 mult = _mm512_set1_ps(p.multiplier), zp = _mm512_set1_ps(float(p.zero_point));
   size_t i = 0;
-  for (; i + 16 <= runs; i += 16) {
+  for (; i + 16 <= runs && length <= kAvgPoolInt32Taps; i += 16) {
     // Pairs of runs into one vector: run 2k's partial sums in the low 32 bits of each
     // 64-bit lane, run 2k + 1's in the high ones (a run's total fits in 32 bits).
     __m512i t[8];
@@ -252,7 +255,7 @@ void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, 
     }
   }
   for (; i < runs; ++i) {
-    y[i * y_step] = avg_pool_finish(static_cast<int32_t>(_mm512_reduce_add_epi64(run_partial_sums(x + i * x_step, length))), p);
+    y[i * y_step] = avg_pool_finish(_mm512_reduce_add_epi64(run_partial_sums(x + i * x_step, length)), p);
   }
 }
 

@@ -45,9 +45,10 @@ void max_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t
   for (; c < channels; ++c) y[c] = max_pool_value(count, rows, off + c);
 }
 
+// count <= kAvgPoolInt32Taps: the sums and the bias fit int32 lanes.
 void avg_pixel(size_t channels, size_t count, const uint8_t* const* rows, size_t off, uint8_t* y,
                const AvgPoolParams& p) {
-  const int32x4_t bias = vdupq_n_s32(p.bias);
+  const int32x4_t bias = vdupq_n_s32(static_cast<int32_t>(p.bias));
   const float32x4_t mult = vdupq_n_f32(p.multiplier), zp = vdupq_n_f32(float(p.zero_point));
   auto avg16 = [&](size_t c) {
     uint32x4_t a[4] = {vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0), vdupq_n_u32(0)};
@@ -130,6 +131,7 @@ void max_pool(size_t outputs, size_t channels, size_t count, const uint8_t* cons
 
 void avg_pool(size_t outputs, size_t channels, size_t count, const uint8_t* const* rows, size_t row_step,
               uint8_t* y, size_t y_step, const AvgPoolParams& p) {
+  if (count > kAvgPoolInt32Taps) return avg_pool_wide(outputs, channels, count, rows, row_step, y, y_step, p);
   for (size_t o = 0; o < outputs; ++o) {
     if (channels == 1) y[o * y_step] = avg_pool_value(count, rows, o * row_step, p);
     else avg_pixel(channels, count, rows, o * row_step, y + o * y_step, p);
@@ -180,21 +182,22 @@ void deinterleave(size_t rows, size_t width, size_t phases, const uint8_t* x, si
   }
 }
 
-// 16-byte blocks widened pairwise into 16-bit sums (at most 2 * 255 a lane per block)
-// then into 32-bit ones; the tail through the scalar definition.
+// 16-byte blocks widened pairwise into 16-bit sums (at most 2 * 255 a lane per block),
+// then into 64-bit ones (exact for runs of any length, as the definition); the tail
+// through the scalar definition.
 void avg_pool_runs(size_t runs, size_t length, const uint8_t* x, size_t x_step, uint8_t* y, size_t y_step,
                    const AvgPoolParams& p) {
   for (size_t i = 0; i < runs; ++i) {
     const uint8_t* src = x + i * x_step;
-    uint32x4_t acc = vdupq_n_u32(0);
+    uint64x2_t acc = vdupq_n_u64(0);
     size_t k = 0;
     while (k + 16 <= length) {
       uint16x8_t part = vdupq_n_u16(0);
       // 128 blocks add at most 128 * 510 < 65536 to a 16-bit lane.
       for (size_t b = 0; b < 128 && k + 16 <= length; ++b, k += 16) part = vpadalq_u8(part, vld1q_u8(src + k));
-      acc = vpadalq_u16(acc, part);
+      acc = vpadalq_u32(acc, vpaddlq_u16(part));
     }
-    int32_t sum = static_cast<int32_t>(vaddvq_u32(acc));
+    int64_t sum = static_cast<int64_t>(vaddvq_u64(acc));
     for (; k < length; ++k) sum += src[k];
     y[i * y_step] = avg_pool_finish(sum, p);
   }
