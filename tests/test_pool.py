@@ -3,6 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import qtorch
+import qtorch.nn.quantized as nnq
+import qtorch.nn.quantized.functional as qF
 from _eltwise_helpers import (dequantize, max_abs_diff, native_qtensor, quantize, random_params, random_u8,
                               same_on_every_isa)
 from qtorch._ops import ops
@@ -291,3 +294,60 @@ def test_avg_pool_of_a_plane_past_int32_sums_is_exact(isa, big_plane):
     x, (sx, zx, s, z), ref = big_plane  # both ops average the whole plane
     assert max_abs_diff(ops.adaptive_avg_pool2d(x, [1, 1], sx, zx, s, z), ref) <= 1
     assert max_abs_diff(ops.avg_pool2d(x, list(BIG_PLANE), [], [0, 0], False, True, None, sx, zx, s, z), ref) <= 1
+
+
+# ---- padding limits: exactly torch's ---------------------------------------------------------------
+# torch (2.13) allows padding up to kernel_size // 2 per dimension for max and avg pooling; dilation
+# does not raise the limit (qtorch used to allow half the dilated kernel). The grids go one past
+# half the dilated kernel, on inputs large enough that only the padding can be wrong.
+PADDING_KERNELS = [(1, 1), (1, 3), (2, 2), (3, 2), (4, 5)]
+
+
+def _padding_error(kernel):
+    return rf"padding must be at most half the kernel size .* at most {kernel[0] // 2}x{kernel[1] // 2} here"
+
+
+@pytest.mark.parametrize("kernel", PADDING_KERNELS)
+@pytest.mark.parametrize("dilation", [(1, 1), (2, 1), (3, 3)])
+def test_max_pool2d_padding_limit_is_torchs(isa, kernel, dilation):
+    for channels_last in FORMATS:
+        x = random_u8((1, 3, 13, 14), channels_last)
+        for ph in range(((kernel[0] - 1) * dilation[0] + 1) // 2 + 2):
+            for pw in range(((kernel[1] - 1) * dilation[1] + 1) // 2 + 2):
+                args = (list(kernel), [1, 2], [ph, pw], list(dilation), ph % 2 == 1)
+                ref = _float_pool_or_none(F.max_pool2d, x, *args)
+                if ref is None:
+                    with pytest.raises(ValueError, match=_padding_error(kernel)):
+                        ops.max_pool2d(x, *args)
+                else:
+                    assert torch.equal(ops.max_pool2d(x, *args), ref.to(torch.uint8)), args
+
+
+@pytest.mark.parametrize("kernel", PADDING_KERNELS)
+def test_avg_pool2d_padding_limit_is_torchs(isa, kernel):
+    (sx, zx), (s, z) = random_params(), random_params()
+    for channels_last in FORMATS:
+        x = random_u8((1, 3, 13, 14), channels_last)
+        for ph in range(kernel[0] // 2 + 2):
+            for pw in range(kernel[1] // 2 + 2):
+                args = (list(kernel), [2, 1], [ph, pw], pw % 2 == 1, ph % 2 == 0, None)
+                ref = _float_pool_or_none(F.avg_pool2d, dequantize(x, sx, zx), *args)
+                if ref is None:
+                    with pytest.raises(ValueError, match=_padding_error(kernel)):
+                        ops.avg_pool2d(x, *args, sx, zx, s, z)
+                else:
+                    assert max_abs_diff(ops.avg_pool2d(x, *args, sx, zx, s, z), quantize(ref, s, z)) <= 1, args
+
+
+def test_pool_modules_and_functionals_give_the_padding_error():
+    x = random_u8((1, 3, 9, 9))
+    q = qtorch.QTensor(x, 0.1, 3)  # AvgPool2d needs input parameters: a QTensor carries them
+    # Inside half the dilated kernel (5 // 2 = 2) but past half the kernel (3 // 2 = 1): torch rejects it.
+    with pytest.raises(RuntimeError, match="pad"):
+        F.max_pool2d(x.float(), 3, 1, 2, 2)
+    for call in (lambda: nnq.MaxPool2d(3, 1, 2, 2)(x), lambda: qF.max_pool2d(x, 3, 1, 2, 2),
+                 lambda: nnq.MaxPool2d(3, 1, 2, 2)(q), lambda: nnq.AvgPool2d(3, 1, 2)(q),
+                 lambda: qF.avg_pool2d(q, 3, 1, 2), lambda: qF.avg_pool2d(x, 3, 1, 2)):
+        with pytest.raises(ValueError, match=_padding_error((3, 3))):
+            call()
+    assert torch.equal(nnq.MaxPool2d(3, 1, 1, 2)(x), F.max_pool2d(x.float(), 3, 1, 1, 2).to(torch.uint8))

@@ -82,7 +82,7 @@ struct Window2d {
 };
 
 Window2d check_window(int64_t height, int64_t width, int64_t channels, at::IntArrayRef kernel_size,
-                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode, bool avg,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                       const char* op) {
   Window2d g;
   std::tie(g.kh, g.kw) = pair_arg(kernel_size, "kernel_size", op);
@@ -93,10 +93,12 @@ Window2d check_window(int64_t height, int64_t width, int64_t channels, at::IntAr
   TORCH_CHECK_VALUE(g.sh > 0 && g.sw > 0, op, ": stride must be positive, got ", stride);
   TORCH_CHECK_VALUE(g.dh > 0 && g.dw > 0, op, ": dilation must be positive, got ", dilation);
   TORCH_CHECK_VALUE(g.ph >= 0 && g.pw >= 0, op, ": padding must be non-negative, got ", padding);
-  const int64_t eff_h = avg ? g.kh : (g.kh - 1) * g.dh + 1, eff_w = avg ? g.kw : (g.kw - 1) * g.dw + 1;
-  TORCH_CHECK_VALUE(g.ph <= eff_h / 2 && g.pw <= eff_w / 2, op,
-                    ": padding must be at most half the (effective) kernel size, got padding ", padding,
-                    " for kernel_size ", kernel_size);
+  // torch's limit for max and avg pooling alike: half the kernel size, whatever the dilation
+  // (torch checks the dilated extent too, but that limit is never the smaller one).
+  TORCH_CHECK_VALUE(g.ph <= g.kh / 2 && g.pw <= g.kw / 2, op,
+                    ": padding must be at most half the kernel size (kernel_size / 2, rounded down, dilation not "
+                    "counted: at most ", g.kh / 2, "x", g.kw / 2, " here), got padding ", padding, " for kernel_size ",
+                    kernel_size);
   g.oh = pooling_output_size(height, g.kh, g.ph, g.sh, g.dh, ceil_mode);
   g.ow = pooling_output_size(width, g.kw, g.pw, g.sw, g.dw, ceil_mode);
   TORCH_CHECK_VALUE(g.oh >= 1 && g.ow >= 1, op, ": the pooling window (kernel_size ", kernel_size, ", dilation ",
@@ -296,7 +298,7 @@ bool max_pool2d_planes(const Images& v, const Window2d& g, uint8_t* py) {
 at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                       at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   const Images v = as_images(input, "max_pool2d");
-  const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, dilation, ceil_mode, false, "max_pool2d");
+  const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d");
   at::Tensor y = empty_images(v, g.oh, g.ow);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
@@ -426,7 +428,7 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
                       std::optional<int64_t> divisor_override, double input_scale, int64_t input_zero_point,
                       double scale, int64_t zero_point) {
   const Images v = as_images(input, "avg_pool2d");
-  const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, {1}, ceil_mode, true, "avg_pool2d");
+  const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, {1}, ceil_mode, "avg_pool2d");
   TORCH_CHECK_VALUE(!divisor_override.has_value() || *divisor_override != 0, "avg_pool2d: divisor_override must be non-zero");
   const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
   at::Tensor y = empty_images(v, g.oh, g.ow);
@@ -644,14 +646,14 @@ Nhwc meta_view(const at::Tensor& input, const char* op) {
 at::Tensor max_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode) {
   const Nhwc m = meta_view(input, "max_pool2d");
-  const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, dilation, ceil_mode, false, "max_pool2d");
+  const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d");
   return meta_output(input, "max_pool2d", g.oh, g.ow);
 }
 at::Tensor avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                            at::IntArrayRef padding, bool ceil_mode, bool, std::optional<int64_t>, double, int64_t,
                            double, int64_t) {
   const Nhwc m = meta_view(input, "avg_pool2d");
-  const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, {1}, ceil_mode, true, "avg_pool2d");
+  const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, {1}, ceil_mode, "avg_pool2d");
   return meta_output(input, "avg_pool2d", g.oh, g.ow);
 }
 at::Tensor adaptive_avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef output_size, double, int64_t, double,
