@@ -339,7 +339,7 @@ def test_avg_pool2d_padding_limit_is_torchs(isa, kernel):
                     assert max_abs_diff(ops.avg_pool2d(x, *args, sx, zx, s, z), quantize(ref, s, z)) <= 1, args
 
 
-def test_pool_modules_and_functionals_give_the_padding_error():
+def test_pool_modules_functionals_and_meta_give_the_padding_error():
     x = random_u8((1, 3, 9, 9))
     q = qtorch.QTensor(x, 0.1, 3)  # AvgPool2d needs input parameters: a QTensor carries them
     # Inside half the dilated kernel (5 // 2 = 2) but past half the kernel (3 // 2 = 1): torch rejects it.
@@ -347,7 +347,9 @@ def test_pool_modules_and_functionals_give_the_padding_error():
         F.max_pool2d(x.float(), 3, 1, 2, 2)
     for call in (lambda: nnq.MaxPool2d(3, 1, 2, 2)(x), lambda: qF.max_pool2d(x, 3, 1, 2, 2),
                  lambda: nnq.MaxPool2d(3, 1, 2, 2)(q), lambda: nnq.AvgPool2d(3, 1, 2)(q),
-                 lambda: qF.avg_pool2d(q, 3, 1, 2), lambda: qF.avg_pool2d(x, 3, 1, 2)):
+                 lambda: qF.avg_pool2d(q, 3, 1, 2), lambda: qF.avg_pool2d(x, 3, 1, 2),
+                 lambda: ops.max_pool2d(x.to("meta"), [3, 3], [1, 1], [2, 2], [2, 2], False),  # fake (meta) kernels
+                 lambda: ops.avg_pool2d(x.to("meta"), [3, 3], [1, 1], [2, 2], False, True, None, 0.1, 3, 0.1, 3)):
         with pytest.raises(ValueError, match=_padding_error((3, 3))):
             call()
     assert torch.equal(nnq.MaxPool2d(3, 1, 1, 2)(x), F.max_pool2d(x.float(), 3, 1, 1, 2).to(torch.uint8))
