@@ -193,6 +193,23 @@ def test_meta_kernels():
     assert ph.shape == (3, 20, 16) and ops.linear_dynamic_fp16(xf, ph, 33, None).shape == (4, 33)
 
 
+
+def test_meta_kernels_reject_a_0d_input():
+    # One meta argument sends the call to the Meta kernel, past the CPU kernel's checks: a 0-d
+    # input there once indexed an empty shape (the fuzzer's rare linear segfault).
+    w = torch.empty(33, 20, dtype=torch.int8, device="meta")
+    packed, col_sums = ops.linear_prepack(w)
+    s, z = torch.ones(1, device="meta"), torch.zeros(1, dtype=torch.int32)
+    x, xf = torch.tensor(7, dtype=torch.uint8), torch.tensor(0.5)
+    ph = ops.linear_prepack_fp16(torch.empty(33, 20, device="meta"))
+    for call in [lambda: ops.linear(x, packed, col_sums, 20, None, 0.1, 0, s, z, 0.1, 0),
+                 lambda: ops.linear_relu(x, packed, col_sums, 20, None, 0.1, 0, s, z, 0.1, 0),
+                 lambda: ops.linear_dynamic(xf, packed, col_sums, 20, None, s, z),
+                 lambda: ops.linear_dynamic_fp16(xf, ph, 33, None)]:
+        with pytest.raises(ValueError, match="input must have at least 1 dimension"):
+            call()
+
+
 # ---------- dynamic ----------
 
 @pytest.mark.parametrize("m,k,n", [(1, 16, 8), (5, 37, 19), (32, 256, 70)])

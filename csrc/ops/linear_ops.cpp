@@ -49,7 +49,14 @@ at::Tensor as_rows(const at::Tensor& input, int64_t k) {
   return x;
 }
 
+// The input is [..., in_features]. The Meta kernels reach output_shape without the CPU
+// kernels' checks, so it checks too.
+void check_features_dim(const at::Tensor& input) {
+  TORCH_CHECK_VALUE(input.dim() >= 1, "input must have at least 1 dimension, got a 0-d tensor");
+}
+
 std::vector<int64_t> output_shape(const at::Tensor& input, int64_t n) {
+  check_features_dim(input);
   std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
   shape.back() = n;
   return shape;
@@ -61,7 +68,7 @@ at::Tensor linear_static(const at::Tensor& input, const at::Tensor& packed, cons
                          const at::Tensor& weight_zero_points, double output_scale, int64_t output_zero_point,
                          bool float_output, bool relu) {
   check_dtype(input, at::kByte, "input");
-  TORCH_CHECK_VALUE(input.dim() >= 1, "input must have at least 1 dimension, got a 0-d tensor");
+  check_features_dim(input);
   check_scale(input_scale, "input_scale");
   check_zero_point(input_zero_point, at::kByte, "input_zero_point");
   check_scale(output_scale, "output_scale");
@@ -103,7 +110,7 @@ at::Tensor linear_dynamic(const at::Tensor& input, const at::Tensor& packed, con
                           const at::Tensor& weight_scales, const at::Tensor& weight_zero_points, bool reduce_range,
                           bool relu) {
   check_float_input(input, "input");
-  TORCH_CHECK_VALUE(input.dim() >= 1, "input must have at least 1 dimension, got a 0-d tensor");
+  check_features_dim(input);
   LinearArgs args = check_linear_args(input.size(-1), packed, col_sums, in_features, bias, weight_scales,
                                       weight_zero_points);
   at::Tensor out = at::empty(output_shape(input, args.n), input.options());
@@ -162,7 +169,7 @@ at::Tensor linear_unpack_fp16(const at::Tensor& packed, int64_t out_features) {
 at::Tensor linear_dynamic_fp16(const at::Tensor& input, const at::Tensor& packed, int64_t out_features,
                                const c10::optional<at::Tensor>& bias, bool relu) {
   check_float_input(input, "input");
-  TORCH_CHECK_VALUE(input.dim() >= 1, "input must have at least 1 dimension, got a 0-d tensor");
+  check_features_dim(input);
   check_packed_fp16(packed, out_features);
   const int64_t n = out_features, k = packed.size(1);
   TORCH_CHECK_VALUE(input.size(-1) == k, "input's last dimension must equal in_features (", k, "), got ",
