@@ -11,6 +11,7 @@ from _eltwise_helpers import (dequantize, max_abs_diff, native_qtensor, quantize
 from qtorch._ops import ops
 
 FORMATS = [False, True]  # channels_last
+INT32_MAX = 2 ** 31 - 1
 
 
 def _memory_format(channels_last):
@@ -242,12 +243,13 @@ def test_pool2d_nchw_huge_stride_keeps_the_row_path(isa):
     out = ops.avg_pool2d(x, [2, 2], [1000, 1000], [1, 1], True, False, None, 0.1, 3, 0.1, 3)
     ref = quantize(F.avg_pool2d(dequantize(x, 0.1, 3), 2, 1000, 1, True, False), 0.1, 3)
     assert max_abs_diff(out, ref) <= 1
-    # Strides near 2^63 (as the fuzzer passes them) must not overflow the phase sizes.
+    # Strides at torch's limit (2^31 - 1; larger ones are rejected) must not overflow the phase sizes.
     x = random_u8((1, 2, 5, 7))
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    for stride in ([2 ** 62, 2 ** 63 - 1], [1, 2 ** 62], [2 ** 63 - 1, 2]):
+    for stride in ([INT32_MAX, INT32_MAX], [1, INT32_MAX], [INT32_MAX, 2]):
         args = ([2, 2], stride, [1, 1], [1, 1], True)
         assert torch.equal(ops.max_pool2d(x, *args), ops.max_pool2d(x_cl, *args))
+        assert torch.equal(ops.max_pool2d(x, *args), F.max_pool2d(x.float(), *args).to(torch.uint8))
         args = ([2, 2], stride, [1, 1], True, False, None, 0.1, 3, 0.1, 3)
         assert torch.equal(ops.avg_pool2d(x, *args), ops.avg_pool2d(x_cl, *args))
 
@@ -353,3 +355,90 @@ def test_pool_modules_functionals_and_meta_give_the_padding_error():
         with pytest.raises(ValueError, match=_padding_error((3, 3))):
             call()
     assert torch.equal(nnq.MaxPool2d(3, 1, 1, 2)(x), F.max_pool2d(x.float(), 3, 1, 1, 2).to(torch.uint8))
+
+
+# ---- kernel, stride, padding and dilation past int32 / at its limit -------------------------------
+# torch's pooling parameters are C int: it rejects larger values ("value cannot be converted to type
+# int without overflow"), and so must qtorch, the fake (meta) kernels too. Within int32, a kernel of
+# 2^31 - 1 is legal: only the taps that reach the padded input may cost anything (the fuzzer found a
+# kernel of 2^62 looping over every tap).
+HUGE = [2 ** 31, 2 ** 40, 2 ** 62]
+WINDOW_ARGS = ["kernel_size", "stride", "padding", "dilation"]
+
+
+def _max_pool_args(name, value):
+    args = {"kernel_size": [2, 2], "stride": [1, 1], "padding": [0, 0], "dilation": [1, 1]}
+    args[name] = [value, 1]
+    return [args[n] for n in WINDOW_ARGS] + [True]
+
+
+@pytest.mark.parametrize("name", WINDOW_ARGS)
+def test_pool_arguments_past_int32_are_rejected_like_torch(name):
+    x = random_u8((1, 3, 8, 7))
+    for value in HUGE:
+        args = _max_pool_args(name, value)
+        with pytest.raises(RuntimeError, match="convert"):  # torch's own limit
+            F.max_pool2d(x.float(), *args)
+        error = rf"{name} must be at most {INT32_MAX} \(torch's pooling parameters are C int\), got \[{value}, 1\]"
+        calls = {"max_pool2d": lambda inp: ops.max_pool2d(inp, *args)}
+        if name != "dilation":  # avg_pool2d has none
+            calls["avg_pool2d"] = lambda inp: ops.avg_pool2d(inp, *args[:3], True, True, None, 0.1, 3, 0.1, 3)
+        for op, call in calls.items():
+            for inp in (x, x.to("meta"), x[0]):  # batched, fake (meta), unbatched
+                with pytest.raises(ValueError, match=f"{op}: {error}"):
+                    call(inp)
+
+
+@pytest.mark.parametrize("channels_last", FORMATS)
+def test_max_pool2d_kernel_at_the_int32_limit_is_fast_and_exact(isa, channels_last):
+    x = random_u8((2, 3, 8, 7), channels_last)
+    # One window over the whole height (torch agrees quickly here: no padding).
+    args = ([INT32_MAX, 1], [], [0, 0], [1, 1], True)
+    assert torch.equal(ops.max_pool2d(x, *args), F.max_pool2d(x.float(), *args).to(torch.uint8))
+    # Padding 2^30 - 1 on both axes (torch accepts it, but loops over every tap for ~15 s): each of
+    # the 8 x 7 windows covers the whole plane.
+    args = ([INT32_MAX, INT32_MAX], [1, 1], [2 ** 30 - 1, 2 ** 30 - 1], [1, 1], True)
+    out = ops.max_pool2d(x, *args)
+    assert torch.equal(out, x.amax((2, 3), keepdim=True).expand(2, 3, 8, 7))
+    assert out.is_contiguous(memory_format=_memory_format(channels_last))
+    # A dilation of 2^31 - 1 fits only a one-tap kernel (padding is at most half the kernel).
+    args = ([1, 1], [1, 2], [0, 0], [INT32_MAX, INT32_MAX], True)
+    assert torch.equal(ops.max_pool2d(x, *args), F.max_pool2d(x.float(), *args).to(torch.uint8))
+    args = ([2, 1], [1, 1], [1, 0], [INT32_MAX, 1], True)
+    with pytest.raises(RuntimeError, match="too small"):
+        F.max_pool2d(x.float(), *args)
+    with pytest.raises(ValueError, match="does not fit"):
+        ops.max_pool2d(x, *args)
+    # dilation * (kernel - 1) past int32 (torch wraps around in int and answers 11 rows here): the
+    # window does not fit.
+    with pytest.raises(ValueError, match="does not fit"):
+        ops.max_pool2d(x, [3, 1], [1, 1], [1, 0], [INT32_MAX, 1], True)
+    # Large but sane: 1000 wide on 7 columns.
+    args = ([1, 1000], [1, 1], [0, 500], [1, 1], True)
+    assert torch.equal(ops.max_pool2d(x, *args), F.max_pool2d(x.float(), *args).to(torch.uint8))
+    args = ([3, 1000], [2, 3], [1, 499], [1, 1], True)
+    assert torch.equal(ops.max_pool2d(x, *args), F.max_pool2d(x.float(), *args).to(torch.uint8))
+
+
+# kernel, stride, padding, ceil_mode: the divisors (window clipped to the padded input, with and
+# without the padding, or overridden) must be torch's when the loops skip the taps past it.
+HUGE_AVG_WINDOWS = [
+    ([INT32_MAX, 3], [1, 1], [2 ** 30 - 1, 1], True),
+    ([INT32_MAX, INT32_MAX], [], [0, 0], True),
+    ([INT32_MAX, INT32_MAX], [1, 1], [2 ** 30 - 1, 2 ** 30 - 1], False),
+    ([3, 1000], [2, 1], [1, 500], True),
+    ([1, 1000], [1, 3], [0, 499], True),
+]
+
+
+@pytest.mark.parametrize("channels_last", FORMATS)
+@pytest.mark.parametrize("count_include_pad, divisor", [(True, None), (False, None), (True, 3), (False, 2)])
+def test_avg_pool2d_kernel_at_the_int32_limit_keeps_torchs_divisor(isa, channels_last, count_include_pad, divisor):
+    (sx, zx), (s, z) = random_params(), random_params()
+    x = random_u8((2, 3, 8, 7), channels_last)
+    for window in HUGE_AVG_WINDOWS:
+        args = (*window, count_include_pad, divisor)
+        ref = quantize(F.avg_pool2d(dequantize(x, sx, zx), *args), s, z)  # fast in torch: no loop over taps
+        out = ops.avg_pool2d(x, *args, sx, zx, s, z)
+        assert out.shape == ref.shape and max_abs_diff(out, ref) <= 1, window
+        assert out.is_contiguous(memory_format=_memory_format(channels_last))

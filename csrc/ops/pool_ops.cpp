@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -77,6 +78,33 @@ std::pair<int64_t, int64_t> pair_arg(at::IntArrayRef v, const char* name, const 
   return {v[0], v.size() == 2 ? v[1] : v[0]};
 }
 
+// torch's pooling parameters are C int: it rejects larger values, and so do we. Within int32 no
+// product of two parameters (kernel * dilation, kh * kw) overflows int64.
+void check_fits_int32(at::IntArrayRef v, const char* name, const char* op) {
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  TORCH_CHECK_VALUE(std::all_of(v.begin(), v.end(), [](int64_t x) { return x <= kMax; }), op, ": ", name,
+                    " must be at most ", kMax, " (torch's pooling parameters are C int), got ", v);
+}
+
+// Taps [first, last) of `taps` taps `dilation` apart, the first at `start` (negative: in the
+// padding), that land in [0, size): the loops visit only those, however much padding the window has.
+std::pair<int64_t, int64_t> taps_inside(int64_t start, int64_t taps, int64_t dilation, int64_t size) {
+  const int64_t first = start >= 0 ? 0 : (-start + dilation - 1) / dilation;
+  const int64_t last = start >= size ? 0 : std::min(taps, (size - 1 - start) / dilation + 1);
+  return {first, std::max(first, last)};
+}
+
+// The kernel taps the loops visit: tap i of every window lies at i * dilation from its start,
+// which is at least -padding, so taps with i * dilation >= size + 2 * padding lie past the
+// padded input for every window and are never read. Dropping them keeps the work bounded by
+// the input (a kernel of 2^31 - 1 is legal); it also keeps avg_pool2d's divisors, as the
+// windows are clipped to the padded input (every window still reaches its end).
+int64_t taps_in_padded_input(int64_t kernel, int64_t size, int64_t pad, int64_t dilation) {
+  return std::max<int64_t>(1, std::min(kernel, (size + 2 * pad + dilation - 1) / dilation));
+}
+
+// kh, kw: the taps the loops visit (taps_in_padded_input), not the caller's kernel_size,
+// which only sets the output size oh x ow.
 struct Window2d {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;
 };
@@ -85,6 +113,10 @@ Window2d check_window(int64_t height, int64_t width, int64_t channels, at::IntAr
                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, bool ceil_mode,
                       const char* op) {
   Window2d g;
+  check_fits_int32(kernel_size, "kernel_size", op);
+  check_fits_int32(stride, "stride", op);
+  check_fits_int32(padding, "padding", op);
+  check_fits_int32(dilation, "dilation", op);
   std::tie(g.kh, g.kw) = pair_arg(kernel_size, "kernel_size", op);
   std::tie(g.sh, g.sw) = stride.empty() ? std::make_pair(g.kh, g.kw) : pair_arg(stride, "stride", op);
   std::tie(g.ph, g.pw) = pair_arg(padding, "padding", op);
@@ -105,6 +137,8 @@ Window2d check_window(int64_t height, int64_t width, int64_t channels, at::IntAr
                     dilation, ", padding ", padding, ") does not fit the input of size ", height, "x", width,
                     ": output size would be ", g.oh, "x", g.ow);
   TORCH_CHECK_VALUE(channels > 0, op, ": input must have at least one channel");
+  g.kh = taps_in_padded_input(g.kh, height, g.ph, g.dh);
+  g.kw = taps_in_padded_input(g.kw, width, g.pw, g.dw);
   return g;
 }
 
@@ -274,10 +308,9 @@ bool max_pool2d_planes(const Images& v, const Window2d& g, uint8_t* py) {
           if (r == lo && hi > lo) r = hi;
           if (r >= g.oh) break;
           size_t count = 0;
-          for (int64_t i = 0; i < g.kh; ++i) {
-            const int64_t ih = r * g.sh - g.ph + i * g.dh;
-            if (ih >= 0 && ih < v.h) rows[count++] = src + ih * v.w;
-          }
+          const int64_t h0 = r * g.sh - g.ph;
+          const auto [i0, i1] = taps_inside(h0, g.kh, g.dh, v.h);
+          for (int64_t i = i0; i < i1; ++i) rows[count++] = src + (h0 + i * g.dh) * v.w;
           if (count == 0) std::memset(maxima + r * padded_row, 0, v.w);
           else k.max_pool_u8(1, v.w, count, rows.data(), 0, maxima + r * padded_row, 0);
         }
@@ -312,10 +345,9 @@ at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
     rows.clear();
     const uint8_t* src = px + image * v.h * row_bytes;
     uint8_t* out = py + (image * g.oh + oh) * g.ow * ch;
-    for (int64_t i = 0; i < g.kh; ++i) {
-      const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-      if (ih >= 0 && ih < v.h) rows.push_back(src + ih * row_bytes);
-    }
+    const int64_t h0 = oh * g.sh - g.ph;
+    const auto [i0, i1] = taps_inside(h0, g.kh, g.dh, v.h);
+    for (int64_t i = i0; i < i1; ++i) rows.push_back(src + (h0 + i * g.dh) * row_bytes);
     if (rows.empty()) {  // a window row entirely in padding
       std::memset(out, 0, g.ow * ch);
       return;
@@ -328,10 +360,9 @@ at::Tensor max_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
     }
     auto columns = [&](int64_t ow) {
       rows.clear();
-      for (int64_t j = 0; j < g.kw; ++j) {
-        const int64_t iw = ow * g.sw - g.pw + j * g.dw;
-        if (iw >= 0 && iw < v.w) rows.push_back(row + iw * ch);
-      }
+      const int64_t w0 = ow * g.sw - g.pw;
+      const auto [j0, j1] = taps_inside(w0, g.kw, g.dw, v.w);
+      for (int64_t j = j0; j < j1; ++j) rows.push_back(row + (w0 + j * g.dw) * ch);
     };
     for (int64_t ow = 0; ow < g.ow; ++ow) {
       if (ow == lo && hi > lo) {
