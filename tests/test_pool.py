@@ -442,3 +442,42 @@ def test_avg_pool2d_kernel_at_the_int32_limit_keeps_torchs_divisor(isa, channels
         out = ops.avg_pool2d(x, *args, sx, zx, s, z)
         assert out.shape == ref.shape and max_abs_diff(out, ref) <= 1, window
         assert out.is_contiguous(memory_format=_memory_format(channels_last))
+
+
+def _error(call):
+    try:
+        call()
+    except Exception as e:  # noqa: BLE001 - the type is compared
+        return type(e), str(e).split("\n")[0]
+    return None
+
+
+# Bad arguments of every pooling and resize op: the fake (meta) kernel must fail like the CPU one
+# (it used to accept a zero or negative output_size, an empty plane, bad scales, divisor_override 0).
+BAD_CALLS = [
+    ("adaptive_avg_pool2d", ([0, 3], 0.1, 3, 0.1, 3)),
+    ("adaptive_avg_pool2d", ([-1, 2], 0.1, 3, 0.1, 3)),
+    ("adaptive_avg_pool2d", ([2, 2], -1.0, 3, 0.1, 3)),
+    ("adaptive_avg_pool2d", ([2, 2], 0.1, 3, 0.1, 256)),
+    ("adaptive_avg_pool2d", ([2, 2, 2], 0.1, 3, 0.1, 3)),
+    ("upsample_nearest2d", ([0, 3],)),
+    ("upsample_nearest2d", ([3, -1],)),
+    ("upsample_bilinear2d", ([-1, 2], False)),
+    ("upsample_bilinear2d", ([], False)),
+    ("avg_pool2d", ([2, 2], [], [0, 0], False, True, 0, 0.1, 3, 0.1, 3)),
+    ("avg_pool2d", ([2, 2], [], [0, 0], False, True, None, 0.1, -1, 0.1, 3)),
+    ("avg_pool2d", ([2, 2], [], [0, 0], False, True, None, 0.1, 3, float("inf"), 3)),
+    ("avg_pool2d", ([2, 2], [], [2, 0], False, True, None, 0.1, 3, 0.1, 3)),
+    ("max_pool2d", ([2, 2], [0, 1], [0, 0], [1, 1], False)),
+    ("max_pool2d", ([2, 2], [1, 1], [0, 0], [1, 2 ** 31], False)),
+]
+
+
+@pytest.mark.parametrize("op, args", BAD_CALLS)
+@pytest.mark.parametrize("shape", [(2, 3, 5, 4), (3, 5, 4), (2, 3, 0, 4)])
+def test_meta_kernels_reject_what_the_cpu_kernels_reject(op, args, shape):
+    x = random_u8(shape)
+    fn = getattr(ops, op)
+    cpu = _error(lambda: fn(x, *args))
+    assert cpu is not None and cpu[0] in (ValueError, TypeError, IndexError), cpu
+    assert _error(lambda: fn(x.to("meta"), *args)) == cpu

@@ -394,6 +394,10 @@ AvgRequant check_avg_params(double input_scale, int64_t input_zp, double scale, 
   return {static_cast<float>(input_scale / scale), static_cast<int32_t>(input_zp), static_cast<int32_t>(zero_point)};
 }
 
+void check_divisor_override(std::optional<int64_t> divisor_override) {
+  TORCH_CHECK_VALUE(!divisor_override.has_value() || *divisor_override != 0, "avg_pool2d: divisor_override must be non-zero");
+}
+
 // The bias in int64: a window of a large plane (global pooling) can have more than 2^31 / 255 taps.
 kernels::AvgPoolParams avg_params(const AvgRequant& r, size_t count, int64_t divisor) {
   return {-int64_t(r.in_zp) * static_cast<int64_t>(count), r.ratio / static_cast<float>(divisor), r.out_zp};
@@ -460,7 +464,7 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
                       double scale, int64_t zero_point) {
   const Images v = as_images(input, "avg_pool2d");
   const Window2d g = check_window(v.h, v.w, v.c, kernel_size, stride, padding, {1}, ceil_mode, "avg_pool2d");
-  TORCH_CHECK_VALUE(!divisor_override.has_value() || *divisor_override != 0, "avg_pool2d: divisor_override must be non-zero");
+  check_divisor_override(divisor_override);
   const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
   at::Tensor y = empty_images(v, g.oh, g.ow);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
@@ -507,16 +511,22 @@ at::Tensor avg_pool2d(const at::Tensor& input, at::IntArrayRef kernel_size, at::
   return unbatch(v, y);
 }
 
+// The output size, checked against the input's channels and plane (CPU and Meta kernels alike).
+std::pair<int64_t, int64_t> check_adaptive(const at::Tensor& input, int64_t c, int64_t h, int64_t w,
+                                           at::IntArrayRef output_size) {
+  const auto [oh, ow] = pair_arg(output_size, "output_size", "adaptive_avg_pool2d");
+  TORCH_CHECK_VALUE(oh >= 1 && ow >= 1, "adaptive_avg_pool2d: output_size must be positive, got ", output_size);
+  TORCH_CHECK_VALUE(h >= 1 && w >= 1 && c >= 1, "adaptive_avg_pool2d: input must be non-empty, got shape ",
+                    input.sizes());
+  return {oh, ow};
+}
+
 // Every image has the same windows: one kernel call per output pixel covers a
 // range of images (the image stride is the row step).
 at::Tensor adaptive_avg_pool2d(const at::Tensor& input, at::IntArrayRef output_size, double input_scale,
                                int64_t input_zero_point, double scale, int64_t zero_point) {
   const Images v = as_images(input, "adaptive_avg_pool2d");
-  int64_t oh, ow;
-  std::tie(oh, ow) = pair_arg(output_size, "output_size", "adaptive_avg_pool2d");
-  TORCH_CHECK_VALUE(oh >= 1 && ow >= 1, "adaptive_avg_pool2d: output_size must be positive, got ", output_size);
-  TORCH_CHECK_VALUE(v.h >= 1 && v.w >= 1 && v.c >= 1, "adaptive_avg_pool2d: input must be non-empty, got shape ",
-                    input.sizes());
+  const auto [oh, ow] = check_adaptive(input, v.c, v.h, v.w, output_size);
   const AvgRequant r = check_avg_params(input_scale, input_zero_point, scale, zero_point);
   at::Tensor y = empty_images(v, oh, ow);
   const uint8_t* px = v.x.const_data_ptr<uint8_t>();
@@ -680,26 +690,32 @@ at::Tensor max_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size,
   const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, dilation, ceil_mode, "max_pool2d");
   return meta_output(input, "max_pool2d", g.oh, g.ow);
 }
+// The Meta kernels run the CPU kernels' checks, in the same order, so a fake (meta) call fails
+// where a real one would, with the same error.
 at::Tensor avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef kernel_size, at::IntArrayRef stride,
-                           at::IntArrayRef padding, bool ceil_mode, bool, std::optional<int64_t>, double, int64_t,
-                           double, int64_t) {
+                           at::IntArrayRef padding, bool ceil_mode, bool, std::optional<int64_t> divisor_override,
+                           double input_scale, int64_t input_zero_point, double scale, int64_t zero_point) {
   const Nhwc m = meta_view(input, "avg_pool2d");
   const Window2d g = check_window(m.h, m.w, m.c, kernel_size, stride, padding, {1}, ceil_mode, "avg_pool2d");
+  check_divisor_override(divisor_override);
+  check_avg_params(input_scale, input_zero_point, scale, zero_point);
   return meta_output(input, "avg_pool2d", g.oh, g.ow);
 }
-at::Tensor adaptive_avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef output_size, double, int64_t, double,
-                                    int64_t) {
-  const auto [oh, ow] = pair_arg(output_size, "output_size", "adaptive_avg_pool2d");
+at::Tensor adaptive_avg_pool2d_meta(const at::Tensor& input, at::IntArrayRef output_size, double input_scale,
+                                    int64_t input_zero_point, double scale, int64_t zero_point) {
+  const Nhwc m = meta_view(input, "adaptive_avg_pool2d");
+  const auto [oh, ow] = check_adaptive(input, m.c, m.h, m.w, output_size);
+  check_avg_params(input_scale, input_zero_point, scale, zero_point);
   return meta_output(input, "adaptive_avg_pool2d", oh, ow);
 }
 at::Tensor upsample_nearest2d_meta(const at::Tensor& input, at::IntArrayRef output_size, std::optional<double>,
                                    std::optional<double>) {
-  const auto [oh, ow] = pair_arg(output_size, "output_size", "upsample_nearest2d");
+  const auto [oh, ow] = check_resize(meta_view(input, "upsample_nearest2d"), output_size, "upsample_nearest2d");
   return meta_output(input, "upsample_nearest2d", oh, ow);
 }
 at::Tensor upsample_bilinear2d_meta(const at::Tensor& input, at::IntArrayRef output_size, bool, std::optional<double>,
                                     std::optional<double>) {
-  const auto [oh, ow] = pair_arg(output_size, "output_size", "upsample_bilinear2d");
+  const auto [oh, ow] = check_resize(meta_view(input, "upsample_bilinear2d"), output_size, "upsample_bilinear2d");
   return meta_output(input, "upsample_bilinear2d", oh, ow);
 }
 
