@@ -420,6 +420,15 @@ def test_max_pool2d_kernel_at_the_int32_limit_is_fast_and_exact(isa, channels_la
     assert torch.equal(ops.max_pool2d(x, *args), F.max_pool2d(x.float(), *args).to(torch.uint8))
 
 
+def test_pool_output_size_of_a_meta_input_near_int64_is_exact_or_rejected():
+    # in + 2 * padding wrapped around in int64 for a (meta) plane of 2^63 - 1 rows: wrong sizes.
+    x = torch.empty((1, 1, 2 ** 63 - 1, 1), dtype=torch.uint8, device="meta")
+    assert ops.max_pool2d(x, [3, 1], [2, 1], [1, 0], [1, 1], True).shape == (1, 1, 2 ** 62, 1)
+    assert ops.avg_pool2d(x, [3, 1], [2, 1], [1, 0], True, True, None, 0.1, 3, 0.1, 3).shape == (1, 1, 2 ** 62, 1)
+    with pytest.raises(ValueError, match="max_pool2d: the output size .* would be past int64"):
+        ops.max_pool2d(x, [2, 1], [1, 1], [1, 0], [1, 1], False)  # 2^63 rows
+
+
 # kernel, stride, padding, ceil_mode: the divisors (window clipped to the padded input, with and
 # without the padding, or overridden) must be torch's when the loops skip the taps past it.
 HUGE_AVG_WINDOWS = [

@@ -65,11 +65,15 @@ void for_each_output_row(const Nhwc& v, int64_t oh, int64_t ow, const Fn& fn) {
   });
 }
 
-int64_t pooling_output_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation, bool ceil_mode) {
-  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
-  int64_t out = (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
+// In 128 bits: with int32 parameters no term overflows even for a (meta) input size near 2^63,
+// whose output size may not fit int64 (check_window rejects it).
+using Wide = __int128;
+
+Wide pooling_output_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation, bool ceil_mode) {
+  const Wide span = Wide(in) + 2 * Wide(pad) - Wide(dilation) * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  Wide out = (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
   // The last window must start inside the input or the left padding.
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  if (ceil_mode && (out - 1) * stride >= Wide(in) + pad) --out;
   return out;
 }
 
@@ -100,7 +104,8 @@ std::pair<int64_t, int64_t> taps_inside(int64_t start, int64_t taps, int64_t dil
 // the input (a kernel of 2^31 - 1 is legal); it also keeps avg_pool2d's divisors, as the
 // windows are clipped to the padded input (every window still reaches its end).
 int64_t taps_in_padded_input(int64_t kernel, int64_t size, int64_t pad, int64_t dilation) {
-  return std::max<int64_t>(1, std::min(kernel, (size + 2 * pad + dilation - 1) / dilation));
+  const Wide reach = (Wide(size) + 2 * Wide(pad) + dilation - 1) / dilation;
+  return std::max<int64_t>(1, static_cast<int64_t>(std::min<Wide>(kernel, reach)));
 }
 
 // kh, kw: the taps the loops visit (taps_in_padded_input), not the caller's kernel_size,
@@ -131,8 +136,12 @@ Window2d check_window(int64_t height, int64_t width, int64_t channels, at::IntAr
                     ": padding must be at most half the kernel size (kernel_size / 2, rounded down, dilation not "
                     "counted: at most ", g.kh / 2, "x", g.kw / 2, " here), got padding ", padding, " for kernel_size ",
                     kernel_size);
-  g.oh = pooling_output_size(height, g.kh, g.ph, g.sh, g.dh, ceil_mode);
-  g.ow = pooling_output_size(width, g.kw, g.pw, g.sw, g.dw, ceil_mode);
+  const Wide oh = pooling_output_size(height, g.kh, g.ph, g.sh, g.dh, ceil_mode);
+  const Wide ow = pooling_output_size(width, g.kw, g.pw, g.sw, g.dw, ceil_mode);
+  TORCH_CHECK_VALUE(oh <= std::numeric_limits<int64_t>::max() && ow <= std::numeric_limits<int64_t>::max(), op,
+                    ": the output size for an input of size ", height, "x", width, " would be past int64");
+  g.oh = static_cast<int64_t>(std::max<Wide>(oh, std::numeric_limits<int64_t>::min()));
+  g.ow = static_cast<int64_t>(std::max<Wide>(ow, std::numeric_limits<int64_t>::min()));
   TORCH_CHECK_VALUE(g.oh >= 1 && g.ow >= 1, op, ": the pooling window (kernel_size ", kernel_size, ", dilation ",
                     dilation, ", padding ", padding, ") does not fit the input of size ", height, "x", width,
                     ": output size would be ", g.oh, "x", g.ow);
