@@ -4,6 +4,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/EmptyTensor.h>
 
 #include <algorithm>
 #include <cmath>
@@ -78,6 +79,13 @@ inline at::TensorOptions meta_options(const at::Tensor& like) { return like.opti
 // Dense tensors (contiguous, channels_last, any permutation) are processed in
 // their own memory order; anything else is copied once.
 inline at::Tensor dense(const at::Tensor& t) { return t.is_non_overlapping_and_dense() ? t : t.contiguous(); }
+
+// The output of an elementwise op on a dense tensor: same sizes and strides. Allocated
+// directly, since at::empty_like's two trips through the dispatcher cost as much as the
+// whole op on a 1x1024 tensor.
+inline at::Tensor empty_dense_like(const at::Tensor& dense_input, at::ScalarType dtype) {
+  return at::detail::empty_strided_cpu(dense_input.sizes(), dense_input.strides(), dtype);
+}
 
 // Per-channel parameters as contiguous float32 scales and int32 zero points,
 // validated against the channel count and the dtype's range.

@@ -65,7 +65,7 @@ at::Tensor add_impl(const at::Tensor& a_in, double a_scale, int64_t a_zp, const 
   check_params(scale, zero_point, "scale", "zero_point");
   const at::Tensor a = dense(a_in);
   const at::Tensor b = same_layout(b_in, a);
-  at::Tensor y = at::empty_like(a);
+  at::Tensor y = empty_dense_like(a, at::kByte);
   kernels::AddParams p;
   p.a_multiplier = static_cast<float>(a_scale / scale);
   p.b_multiplier = static_cast<float>(b_scale / scale);
@@ -92,7 +92,7 @@ at::Tensor mul_impl(const at::Tensor& a_in, double a_scale, int64_t a_zp, const 
   check_params(scale, zero_point, "scale", "zero_point");
   const at::Tensor a = dense(a_in);
   const at::Tensor b = same_layout(b_in, a);
-  at::Tensor y = at::empty_like(a);
+  at::Tensor y = empty_dense_like(a, at::kByte);
   kernels::MulParams p;
   p.multiplier = static_cast<float>(a_scale * b_scale / scale);
   p.a_zero_point = static_cast<int32_t>(a_zp);
@@ -209,7 +209,7 @@ at::Tensor cat(at::TensorList tensors, at::ArrayRef<double> scales, at::IntArray
 
 at::Tensor apply_clamp(const at::Tensor& input, uint8_t lo, uint8_t hi) {
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = empty_dense_like(x, at::kByte);
   const auto fn = elementwise_ukernels().clamp_u8;
   const uint8_t* px = x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();
@@ -228,7 +228,7 @@ at::Tensor apply_function(const at::Tensor& input, double x_scale, int64_t x_zp,
     table[q] = quantize_u8(f(v), scale, zero_point);
   }
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x);
+  at::Tensor y = empty_dense_like(x, at::kByte);
   const auto fn = elementwise_ukernels().lut_u8;
   const uint8_t* px = x.const_data_ptr<uint8_t>();
   uint8_t* py = y.data_ptr<uint8_t>();

@@ -87,7 +87,7 @@ at::Tensor quantize_per_tensor(const at::Tensor& input, double scale, int64_t ze
   check_scale(scale, "scale");
   check_zero_point(zero_point, dtype, "zero_point");
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x, x.options().dtype(dtype));
+  at::Tensor y = empty_dense_like(x, dtype);
   const float inv_scale = 1.0f / static_cast<float>(scale);
   const QuantizeUkernels& k = quantize_ukernels();
   const int32_t zp = static_cast<int32_t>(zero_point);
@@ -123,7 +123,7 @@ at::Tensor quantize_per_channel(const at::Tensor& input, const at::Tensor& scale
   axis = check_axis(axis, input.dim(), "axis");
   const ChannelParams p = check_channel_params(scales, zero_points, input.size(axis), dtype);
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x, x.options().dtype(dtype));
+  at::Tensor y = empty_dense_like(x, dtype);
   const ChannelGeometry g = channel_geometry(x, axis);
   const float* s = p.scales.const_data_ptr<float>();
   const int32_t* z = p.zero_points.const_data_ptr<int32_t>();
@@ -155,7 +155,7 @@ at::Tensor dequantize_per_tensor(const at::Tensor& input, double scale, int64_t 
   check_scale(scale, "scale");
   check_zero_point(zero_point, input.scalar_type(), "zero_point");
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x, x.options().dtype(at::kFloat));
+  at::Tensor y = empty_dense_like(x, at::kFloat);
   const QuantizeUkernels& k = quantize_ukernels();
   const float s = static_cast<float>(scale);
   const int32_t zp = static_cast<int32_t>(zero_point);
@@ -187,7 +187,7 @@ at::Tensor dequantize_per_channel(const at::Tensor& input, const at::Tensor& sca
   axis = check_axis(axis, input.dim(), "axis");
   const ChannelParams p = check_channel_params(scales, zero_points, input.size(axis), input.scalar_type());
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x, x.options().dtype(at::kFloat));
+  at::Tensor y = empty_dense_like(x, at::kFloat);
   const ChannelGeometry g = channel_geometry(x, axis);
   const float* s = p.scales.const_data_ptr<float>();
   const int32_t* z = p.zero_points.const_data_ptr<int32_t>();
@@ -219,7 +219,7 @@ at::Tensor requantize_per_tensor(const at::Tensor& input, double in_scale, int64
   check_scale(out_scale, "out_scale");
   check_zero_point(out_zero_point, dtype, "out_zero_point");
   const at::Tensor x = dense(input);
-  at::Tensor y = at::empty_like(x, x.options().dtype(dtype));
+  at::Tensor y = empty_dense_like(x, dtype);
   const float m = static_cast<float>(in_scale) / static_cast<float>(out_scale);
   const int32_t zi = static_cast<int32_t>(in_zero_point), zo = static_cast<int32_t>(out_zero_point);
   const QuantizeUkernels& k = quantize_ukernels();
