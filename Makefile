@@ -128,4 +128,4 @@ bench-quick: build
 	$(PY) -m benchmarks --quick
 
 clean:
-	rm -rf $(BUILD) qtorch/_C*.so *.egg-info
+	rm -rf $(BUILD) qtorch/_C*.so qtorch/_op_bindings*.so *.egg-info

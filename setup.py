@@ -43,6 +43,14 @@ extension = CppExtension(
     py_limited_api=True,
 )
 
+# Typed Python bindings of the ops for eager calls (csrc/python/op_bindings.cpp). They
+# need libtorch_python, which the library above must not, so they are a module of their own.
+op_bindings = CppExtension(
+    name="qtorch._op_bindings",
+    sources=["csrc/python/op_bindings.cpp"],
+    extra_compile_args={"cxx": ["-O2"]},
+)
+
 setup(
     name="qtorch-int8",
     version="0.1.0",
@@ -51,6 +59,7 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.4"],
     extras_require={"test": ["pytest", "hypothesis", "numpy"], "bench": ["fbgemm-gpu-cpu==1.8.0", "matplotlib"]},
-    ext_modules=[extension],
+    # The sanitized build (make test-sanitize) needs only the library: it runs under the normal bindings.
+    ext_modules=[extension] if SANITIZE else [extension, op_bindings],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
 )

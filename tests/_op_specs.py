@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from qtorch._ops import ops as bindings
+
 ops = torch.ops.qtorch
 
 QRANGE = {torch.uint8: (0, 255), torch.int8: (-128, 127), torch.int32: (-(2 ** 31), 2 ** 31 - 1)}
@@ -784,3 +786,8 @@ def schema(op: str):
 
 def call(op: str, args: Sequence[Any]) -> Any:
     return getattr(ops, op)(*args)
+
+
+def call_binding(op: str, args: Sequence[Any]) -> Any:
+    """The op through its typed binding (qtorch._ops.ops), the way qtorch's Python calls it."""
+    return getattr(bindings, op)(*args)

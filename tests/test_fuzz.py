@@ -29,7 +29,7 @@ import qtorch.nn.intrinsic.quantized as nniq
 import qtorch.nn.quantized as nnq
 import qtorch.nn.quantized.dynamic as nnqd
 import qtorch.quantization as qq
-from _op_specs import SPEC_BY_OP, call, draw_layout, registered_ops, schema
+from _op_specs import SPEC_BY_OP, call, call_binding, draw_layout, registered_ops, schema
 
 HANG_SECONDS = 120
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.uint8, torch.int8, torch.int16,
@@ -220,11 +220,9 @@ def test_every_op_has_a_spec():
     assert not missing, f"add an OpSpec to tests/_op_specs.py for: {missing}"
 
 
-@pytest.mark.parametrize("op", FUZZ_OPS)
-@given(data=st.data())
-def test_op_survives_broken_arguments(op, data):
-    spec = SPEC_BY_OP[op]
-    case = spec.draw(data.draw)
+def draw_broken_arguments(op, data):
+    """A valid case of the op with one or two of its arguments broken, and the kinds of breakage."""
+    case = SPEC_BY_OP[op].draw(data.draw)
     arguments = schema(op).arguments
     args = list(case.args)
     if not args:
@@ -233,8 +231,16 @@ def test_op_survives_broken_arguments(op, data):
         positions = data.draw(st.lists(st.integers(0, len(args) - 1), min_size=1, max_size=2, unique=True))
     kinds = []
     for i in positions:
-        args[i], kind = mutate_value(data.draw, str(arguments[i].type), args[i])
+        args[i], kind = mutate_value(data.draw, str(arguments[i].real_type), args[i])
         kinds.append(kind)
+    return case, args, kinds
+
+
+@pytest.mark.parametrize("op", FUZZ_OPS)
+@given(data=st.data())
+def test_op_survives_broken_arguments(op, data):
+    spec = SPEC_BY_OP[op]
+    case, args, kinds = draw_broken_arguments(op, data)
     isa = qtorch.kernel_isa()
     try:
         base = None if spec.stateful else call(op, case.args)
@@ -257,6 +263,35 @@ def test_op_survives_broken_arguments(op, data):
         assert_same(got, scalar, f"{op}: {isa} and scalar paths differ on accepted arguments")
     finally:
         qtorch.set_kernel_isa(isa)
+
+
+def is_schema_mismatch(error: Exception) -> bool:
+    """torch.ops' own answer to arguments of the wrong Python type (a binding raises TypeError)."""
+    return isinstance(error, RuntimeError) and any(
+        text in str(error) for text in ("Expected a value of type", "is missing value for argument"))
+
+
+@pytest.mark.parametrize("op", FUZZ_OPS)
+@given(data=st.data())
+def test_binding_answers_broken_arguments_like_the_operator(op, data):
+    """qtorch's modules call the typed bindings, not torch.ops.qtorch: the same answer, never a crash."""
+    case, args, kinds = draw_broken_arguments(op, data)
+    isa = qtorch.kernel_isa()
+    try:
+        want, op_error = run_guarded(call, op, args)
+        qtorch.set_kernel_isa(isa)
+        got, binding_error = run_guarded(call_binding, op, args)
+    finally:
+        qtorch.set_kernel_isa(isa)
+    if op_error is None:
+        assert binding_error is None, f"{op}: the operator accepted what its binding rejects: {binding_error!r}"
+        assert_same(want, got, f"{op}: the binding and the operator differ")
+        return
+    assert binding_error is not None, f"{op}: the binding accepted what the operator rejects: {op_error!r}"
+    if is_schema_mismatch(op_error):
+        assert isinstance(binding_error, TypeError), f"{op}: {binding_error!r} for {op_error!r}"
+    else:
+        assert type(binding_error) is type(op_error), f"{op}: {binding_error!r} for {op_error!r}"
 
 
 # ---------- modules ----------
