@@ -9,8 +9,7 @@ from typing import Callable, List
 import torch
 
 from benchmarks.harness import Case, Contender
-
-ops = torch.ops.qtorch
+from qtorch._ops import ops
 
 
 def _native(q: torch.Tensor, scale: float, zero_point: int) -> torch.Tensor:

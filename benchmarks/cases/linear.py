@@ -12,8 +12,7 @@ from typing import List
 import torch
 
 from benchmarks.harness import NATIVE_ENGINES, Case, Contender, native_contenders, native_engine, quiet_native
-
-ops = torch.ops.qtorch
+from qtorch._ops import ops
 
 SHAPES = [(1024, 1024), (768, 3072), (3072, 768)]
 ROWS = [1, 16, 64, 256]

@@ -14,10 +14,9 @@ from typing import List
 
 import torch
 
-import qtorch  # noqa: F401  (loads the ops)
 from benchmarks.harness import Case, Contender
+from qtorch._ops import ops
 
-ops = torch.ops.qtorch
 SHAPE = (4096, 256)
 
 
