@@ -100,7 +100,8 @@ test-sanitize-python: $(STAMP)
 	QTORCH_SANITIZE=$(SANITIZE) $(PY) setup.py -q build_ext --build-lib $(BUILD)/sanitize/lib \
 	  --build-temp $(BUILD)/sanitize/temp
 	$(SANITIZE_ENV) QTORCH_LIBRARY=$$(ls $(BUILD)/sanitize/lib/qtorch/_C*.so) HYPOTHESIS_PROFILE=sanitize \
-	  $(PY) -m pytest -q -p no:cacheprovider $(SANITIZE_TESTS)
+	  QTORCH_FUZZ_LAST_CALL=$(BUILD)/sanitize/fuzz_last_call.txt $(PY) -m pytest -q -p no:cacheprovider \
+	  $(SANITIZE_TESTS) || { echo "last fuzz call:"; cat $(BUILD)/sanitize/fuzz_last_call.txt 2>/dev/null; exit 1; }
 
 # The long fuzzing and property run (the CI profile runs 15 examples a test, test-sanitize 40): 600
 # examples a test, tens of minutes on 2 cores.

@@ -254,6 +254,10 @@ def test_good_args_run():
     (dict(input=torch.randint(-128, 127, (1, 4, 6, 6), dtype=torch.int8)), TypeError, "input"),
     (dict(input=torch.rand(1, 4, 6, 6)), TypeError, "input"),
     (dict(input=torch.randint(0, 256, (4, 6, 6), dtype=torch.uint8)), ValueError, "4-d"),
+    # Was a division by zero (SIGFPE) in the NCHW -> NHWC copy.
+    (dict(input=torch.zeros(1, 0, 6, 6, dtype=torch.uint8)), ValueError, "at least one channel"),
+    (dict(input=torch.zeros(1, 0, 6, 6, dtype=torch.uint8).to(memory_format=torch.channels_last)), ValueError,
+     "at least one channel"),
     (dict(input=torch.randint(0, 256, (1, 4, 6, 6, 2), dtype=torch.uint8)), ValueError, "4-d"),
     (dict(input_scale=0.0), ValueError, "input_scale"),
     (dict(input_zero_point=256), ValueError, "input_zero_point"),

@@ -62,6 +62,8 @@ ConvPlan plan_conv(const at::Tensor& input, int64_t out_channels, at::IntArrayRe
   p.in_w = input.size(3);
   p.out_channels = out_channels;
   p.groups = groups;
+  // No packed weight has zero input channels; the check keeps the layout code from dividing by them.
+  TORCH_CHECK_VALUE(p.in_channels >= 1, "input must have at least one channel, got shape ", input.sizes());
   TORCH_CHECK_VALUE(p.in_channels % groups == 0, "input channels (", p.in_channels,
                     ") must be divisible by groups (", groups, ")");
   TORCH_CHECK_VALUE(out_channels % groups == 0, "output channels (", out_channels, ") must be divisible by groups (",
