@@ -112,6 +112,28 @@ def test_every_isa_identical():
             assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("n", [1792, 1795])
+def test_streamed_float_outputs_identical_on_every_isa(n):
+    """Float outputs of 2 MB and more are written with non-temporal stores on the AVX-512 paths,
+    for whole line-aligned vectors (all of them with n = 1792, every 16th row's with 1795)."""
+    m, k = 300, 40
+    assert m * n * 4 >= 2 << 20
+    w, scales, zps = random_weight(n, k, True)
+    x = torch.randint(0, 256, (m, k), dtype=torch.uint8)
+    xf, bias = torch.randn(m, k), torch.randn(n)
+    results = []
+    for isa in qtorch.supported_isas():
+        with qtorch.kernel_isa_scope(isa):
+            packed, col_sums = ops.linear_prepack(w)
+            results.append((
+                static_linear(x, w, scales, zps, bias, 0.02, 17, 0.3, 100, float_output=True),
+                ops.linear_dynamic(xf, packed, col_sums, k, bias, scales, zps, False, True),
+            ))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("k", [1, 7, 1024, 16384])
 @pytest.mark.parametrize("w_value", [127, -128])
 def test_extremes_no_overflow_or_saturation(isa, k, w_value):

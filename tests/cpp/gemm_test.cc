@@ -199,6 +199,10 @@ TEST(gemm_isas_match_scalar) {
         CHECK(same_bits(q.run<float>(fn, GemmOutput::kDequantized, ldc), deq));
         CHECK(same_bits(q.run<float>(fn, GemmOutput::kFloat, ldc), f32));
         CHECK(same_bits(q.run<int32_t>(fn, GemmOutput::kInt32, ldc), i32));
+        Problem streamed = q;  // a hint: the same floats, whichever stores write them
+        streamed.pipeline.stream_float_output = true;
+        CHECK(same_bits(streamed.run<float>(fn, GemmOutput::kDequantized, ldc), deq));
+        CHECK(same_bits(streamed.run<float>(fn, GemmOutput::kFloat, ldc), f32));
       }
       // Split: one row at a time, one 16-column block at a time.
       for (Isa isa : supported_isas()) {

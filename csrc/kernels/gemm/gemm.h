@@ -110,6 +110,11 @@ struct OutputPipeline {
   int32_t c_zero_point = 0;     // output zero point (kUint8, kDequantized)
   bool relu = false;
   GemmOutput output = GemmOutput::kUint8;
+  // Float outputs (kDequantized, kFloat) larger than the caches: whole 64-byte
+  // lines are written with non-temporal stores, which skip reading each line
+  // before it is overwritten. A hint: the AVX-512 paths take it, and make the
+  // stores visible before they return; the others ignore it.
+  bool stream_float_output = false;
 };
 
 // Single-threaded GEMM over rows [0, m) and output columns [n_begin, n_end):

@@ -153,6 +153,7 @@ void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t 
       }
     }
   }
+  if (out.stream_float_output) _mm_sfence();  // non-temporal stores are weakly ordered
   _tile_release();
 }
 

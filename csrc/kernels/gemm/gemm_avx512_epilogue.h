@@ -61,6 +61,16 @@ inline __m512i requantize16(__m512i raw, const BlockParams& bp, const OutputPipe
   return _mm512_cvtps_epi32(q);
 }
 
+// 16 floats to out; a whole, line-aligned vector with a non-temporal store if
+// the pipeline asks for it (then the caller ends with an sfence).
+inline void store_floats(const OutputPipeline& p, __mmask16 mask, float* out, __m512 y) {
+  if (p.stream_float_output && mask == 0xffff && (reinterpret_cast<uintptr_t>(out) & 63) == 0) {
+    _mm512_stream_ps(out, y);
+  } else {
+    _mm512_mask_storeu_ps(out, mask, y);
+  }
+}
+
 inline void store_block(__m512i acc, int32_t row_sum, const BlockParams& bp, const OutputPipeline& p, void* c,
                         size_t index) {
   __m512i raw = _mm512_sub_epi32(acc, bp.offset);
@@ -71,15 +81,15 @@ inline void store_block(__m512i acc, int32_t row_sum, const BlockParams& bp, con
       break;
     case GemmOutput::kDequantized: {
       const __m512i q = _mm512_sub_epi32(requantize16(raw, bp, p), _mm512_set1_epi32(p.c_zero_point));
-      _mm512_mask_storeu_ps(static_cast<float*>(c) + index, bp.mask,
-                            _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(p.c_scale)));
+      store_floats(p, bp.mask, static_cast<float*>(c) + index,
+                   _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(p.c_scale)));
       break;
     }
     case GemmOutput::kFloat: {
       __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(raw), bp.ab);
       if (p.bias) y = _mm512_add_ps(y, bp.bias);
       if (p.relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
-      _mm512_mask_storeu_ps(static_cast<float*>(c) + index, bp.mask, y);
+      store_floats(p, bp.mask, static_cast<float*>(c) + index, y);
       break;
     }
     case GemmOutput::kInt32:

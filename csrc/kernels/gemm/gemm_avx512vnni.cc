@@ -269,6 +269,7 @@ void gemm_panels(size_t m, size_t n_begin, size_t n_end, const GemmSegment* segm
                       static_cast<char*>(c) + i * ldc * gemm_output_bytes(out.output), ldc, n0);
     }
   }
+  if (out.stream_float_output) _mm_sfence();  // non-temporal stores are weakly ordered
 }
 
 void gemm_u8s8(size_t m, size_t n_begin, size_t n_end, const uint8_t* a, size_t lda, const PackedB& b,
