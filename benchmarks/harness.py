@@ -85,6 +85,21 @@ def quiet_native():
         yield
 
 
+# Per contender before its first sample. Three calls were not enough: a layer run after
+# the other cases started ~40% slower for its first ~50 calls (depthwise 32x112x112, 1
+# thread: 214 us, then 158 us), which moved whole medians.
+WARM_UP_S = 0.05
+
+
+def _warm_up(fn: Callable[[], object], seconds: float) -> None:
+    """Lazy initialisation, caches and the allocator's state: at least 3 calls and `seconds`."""
+    end = time.perf_counter() + seconds
+    for _ in range(3):
+        fn()
+    while time.perf_counter() < end:
+        fn()
+
+
 def _calls_per_sample(fn: Callable[[], object], target_s: float) -> int:
     start = time.perf_counter()
     fn()
@@ -99,8 +114,7 @@ def time_case(case: Case, threads: int, repeats: int, sample_s: float) -> Result
         calls = {}
         for c in case.contenders:
             with native_engine(c.engine):
-                for _ in range(3):  # warm up caches and lazy initialisation
-                    c.fn()
+                _warm_up(c.fn, WARM_UP_S)
                 calls[c.name] = _calls_per_sample(c.fn, sample_s)
         for r in range(repeats):
             order = case.contenders[r % len(case.contenders):] + case.contenders[:r % len(case.contenders)]
