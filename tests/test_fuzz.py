@@ -254,15 +254,49 @@ def test_op_survives_broken_arguments(op, data):
         if all(kind == "same" for kind in kinds):
             assert_same(base, got, f"{op}: another layout of the same arguments changed the result")
             return
-        again, error = run_guarded(call, op, args)
-        assert error is None, f"{op}: accepted once, then raised {error!r}"
-        assert_same(got, again, f"{op}: two calls with the same arguments differ")
-        with qtorch.kernel_isa_scope("scalar"):
-            scalar, error = run_guarded(call, op, args)
-        assert error is None, f"{op}: accepted on {isa}, raised on scalar: {error!r}"
-        assert_same(got, scalar, f"{op}: {isa} and scalar paths differ on accepted arguments")
+        assert_well_defined(op, args, got)
     finally:
         qtorch.set_kernel_isa(isa)
+
+
+def assert_well_defined(op, args, got):
+    """An accepted call's result is no accident of memory: the same again, and on the scalar path."""
+    isa = qtorch.kernel_isa()
+    again, error = run_guarded(call, op, args)
+    assert error is None, f"{op}: accepted once, then raised {error!r}"
+    assert_same(got, again, f"{op}: two calls with the same arguments differ")
+    with qtorch.kernel_isa_scope("scalar"):
+        scalar, error = run_guarded(call, op, args)
+    assert error is None, f"{op}: accepted on {isa}, raised on scalar: {error!r}"
+    assert_same(got, scalar, f"{op}: {isa} and scalar paths differ on accepted arguments")
+
+
+def with_one_dimension_empty(args):
+    """Each way to empty one dimension of one tensor argument (a tensor-list element counts)."""
+    for i, value in enumerate(args):
+        tensors = value if isinstance(value, (list, tuple)) else [value]
+        for j, t in enumerate(tensors):
+            if not isinstance(t, torch.Tensor):
+                continue
+            for d in range(t.dim()):
+                shape = list(t.shape)
+                shape[d] = 0
+                emptied = t.new_empty(shape)
+                new = list(args)
+                new[i] = type(value)([*value[:j], emptied, *value[j + 1:]]) if tensors is value else emptied
+                yield new
+
+
+@pytest.mark.parametrize("op", [op for op in FUZZ_OPS if not SPEC_BY_OP[op].stateful])
+@given(data=st.data())
+def test_op_survives_each_dimension_emptied(op, data):
+    """Every dimension of every tensor argument set to 0 in turn: a conv input with no channels
+    once divided by zero in the layout code, found only by chance by the broken-argument test."""
+    case = SPEC_BY_OP[op].draw(data.draw)
+    for args in with_one_dimension_empty(list(case.args)):
+        got, error = run_guarded(call, op, args)
+        if error is None:
+            assert_well_defined(op, args, got)
 
 
 def is_schema_mismatch(error: Exception) -> bool:
