@@ -109,7 +109,8 @@ inline ChannelParams check_channel_params(const at::Tensor& scales, const at::Te
   // Checked in plain loops, not tensor ops: a dozen small torch calls cost more than
   // dequantizing a few thousand channels.
   const float* s = p.scales.const_data_ptr<float>();
-  TORCH_CHECK_VALUE(std::all_of(s, s + channels, [](float v) { return v > 0.f && std::isfinite(1.0f / v); }),
+  TORCH_CHECK_VALUE(std::all_of(s, s + channels,
+                                [](float v) { return v > 0.f && std::isfinite(v) && std::isfinite(1.0f / v); }),
                     "scales must be positive and finite, got ", p.scales);
   const auto range = dtype_range(dtype);
   // Zero points are range-checked before any narrowing to int32 could wrap them.
