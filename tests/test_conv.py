@@ -1,5 +1,6 @@
 """Quantized conv2d: ops against a float reference and torch's native quantized conv, every ISA
 path bit-identical, modules (eager, scripted, from_float), and bad input."""
+import math
 import warnings
 
 import pytest
@@ -270,6 +271,32 @@ def test_good_args_run():
 def test_bad_input_is_a_clear_error(override, error, match):
     with pytest.raises(error, match=match):
         ops.conv2d(**good_args(**override))
+
+
+def test_infinite_weight_scale_is_a_clear_error():
+    scales = torch.ones(8) * 0.01
+    scales[3] = math.inf
+    with pytest.raises(ValueError, match="positive and finite"):
+        ops.conv2d(**good_args(weight_scales=scales))
+
+
+@pytest.mark.parametrize("groups", [1, 8])
+@pytest.mark.parametrize("relu", [False, True])
+def test_scales_whose_product_underflows_give_the_zero_point_on_every_isa(groups, relu):
+    """input_scale * weight_scale == 0 in float: the requantization multiplier is 0 and bias / ab
+    infinite, so every value is NaN before the clamp, which the output pipeline (and the depthwise
+    kernels, through their scalar path) define as the output zero point. Was an undefined
+    float -> uint8 conversion on the scalar and AVX2 depthwise paths."""
+    w = torch.randint(-128, 128, (8, 8 // groups, 3, 3), dtype=torch.int8)
+    packed, sums = ops.conv2d_prepack(w, torch.zeros(1, dtype=torch.int32), groups)
+    x = torch.randint(0, 256, (2, 8, 9, 7), dtype=torch.uint8)
+    conv = ops.conv2d_relu if relu else ops.conv2d
+    for bias in (torch.randn(8), None):
+        for isa in qtorch.supported_isas():
+            with qtorch.kernel_isa_scope(isa):
+                y = conv(x, 1e-30, 3, packed, sums, torch.full((8,), 1e-30), torch.zeros(8, dtype=torch.int32),
+                         bias, [3, 3], [1, 1], [1, 1], [1, 1], groups, 0.1, 77)
+            assert torch.equal(y, torch.full_like(y, 77)), (isa, bias is None)
 
 
 def test_prepack_bad_input():

@@ -268,7 +268,13 @@ void conv_depthwise(const ConvPlan& p, const uint8_t* x, const at::Tensor& packe
     }
   }
   const std::vector<uint8_t> padding(channels, uint8_t(a.input_zero_point));
-  const kernels::DepthwiseFn fn = kernels::depthwise_select(kernels::depthwise_ukernels(), taps);
+  const auto finite = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float f) { return std::isfinite(f); });
+  };
+  const kernels::DepthwiseUkernels& ukernels = finite(multipliers) && finite(biases)
+                                                   ? kernels::depthwise_ukernels()
+                                                   : kernels::depthwise_ukernels(Isa::kScalar);
+  const kernels::DepthwiseFn fn = kernels::depthwise_select(ukernels, taps);
   const int8_t* weights = packed.const_data_ptr<int8_t>();
   const size_t set_size = size_t(packed.size(1));
   const int32_t out_min = a.relu ? a.output_zero_point : 0;

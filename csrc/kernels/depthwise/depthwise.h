@@ -13,6 +13,10 @@
 // biases[c] = bias[c] / ab, so acc is the convolution of zero-point-centred
 // values and the float steps are those of the GEMM output pipeline (gemm.h):
 // a depthwise layer gives the same bits as the same layer run as grouped GEMM.
+// A NaN before the clamp (only non-finite multipliers or biases make one: scale
+// products that overflow or underflow float) gives out_zero_point, as in the
+// GEMM; the vector paths take finite constants only, so the op layer sends
+// calls with any non-finite constant to the scalar path.
 //
 // Taps are reached through an indirection buffer: for each output pixel, kh*kw
 // pointers (row-major over the kernel window) to the first channel of an input

@@ -17,6 +17,7 @@ inline int8_t depthwise_weight(const int8_t* packed, size_t taps, size_t c, size
 inline uint8_t depthwise_requantize(int32_t acc, size_t c, const DepthwiseRequant& rq) {
   const float x = static_cast<float>(acc) + rq.biases[c];
   const float q = std::nearbyint(x * rq.multipliers[c]) + static_cast<float>(rq.out_zero_point);
+  if (std::isnan(q)) return static_cast<uint8_t>(rq.out_zero_point);
   const float lo = static_cast<float>(rq.out_min), hi = static_cast<float>(rq.out_max);
   return static_cast<uint8_t>(q < lo ? lo : (q > hi ? hi : q));
 }
