@@ -17,6 +17,7 @@ import faulthandler
 import math
 import os
 import resource
+import sys
 
 import pytest
 import torch
@@ -131,8 +132,9 @@ def mutate_value(draw, type_name, value):
 
 @contextlib.contextmanager
 def watchdog():
-    """A hang (in C++ as well as Python) dumps every thread's stack and ends the run."""
-    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
+    """A hang (in C++ as well as Python) dumps every thread's stack and ends the run. To the
+    process's own stderr: pytest captures sys.stderr (pyproject's --capture=sys)."""
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.__stderr__)
     try:
         yield
     finally:
